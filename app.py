@@ -1,0 +1,31 @@
+#!/usr/bin/env python3
+"""The reference app: reads context and builds the stack. No resources here, no AWS calls.
+
+    npx cdk synth -c idleTimeoutSeconds=120 -c keepaliveMarginSeconds=5
+"""
+
+import aws_cdk as cdk
+
+from stacks.gunicorn_service_stack import GunicornServiceStack
+
+
+def context_int(app: cdk.App, key: str, default: int) -> int:
+    """An integer from ``-c key=value`` or cdk.json; a clear error names the key otherwise."""
+    value = app.node.try_get_context(key)
+    if value is None:
+        return default
+    try:
+        return int(str(value))
+    except ValueError:
+        raise SystemExit(f"context {key} must be a whole number of seconds, got {value!r}") from None
+
+
+app = cdk.App()
+GunicornServiceStack(
+    app,
+    "GunicornAlbReference",
+    idle_timeout_seconds=context_int(app, "idleTimeoutSeconds", 60),
+    keepalive_margin_seconds=context_int(app, "keepaliveMarginSeconds", 5),
+    description="cdk-gunicorn-alb reference: Gunicorn on EC2 behind an ALB, keep-alive coupled",
+)
+app.synth()

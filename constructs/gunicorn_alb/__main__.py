@@ -1,0 +1,101 @@
+"""Command line: ``python -m gunicorn_alb render --idle-timeout 60 --out DIR``.
+
+Writes the exact files an instance receives (the user data, and each file it drops: boot.env,
+gunicorn.conf.py, the systemd unit, the boot script) and prints the coupled timeouts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from gunicorn_alb import rendering, timeouts
+
+
+def _render(args: argparse.Namespace) -> int:
+    try:
+        coupled = timeouts.derive_timeouts(
+            args.idle_timeout,
+            keepalive_margin=args.keepalive_margin,
+            max_requests=args.max_requests,
+            max_requests_jitter=args.max_requests_jitter,
+        )
+    except timeouts.TimeoutRuleError as error:
+        print(f"gunicorn-alb render: invalid settings:\n{error}", file=sys.stderr)
+        return 2
+    worker_problems = timeouts.check_worker(args.worker_class, args.threads)
+    if worker_problems:
+        print("gunicorn-alb render: " + "; ".join(worker_problems), file=sys.stderr)
+        return 2
+    config = rendering.InstanceConfig(
+        timeouts=coupled,
+        idle_timeout=str(coupled.idle_timeout),
+        app_port=args.app_port,
+        health_check_path=args.health_check_path,
+        wsgi_app=args.wsgi_app,
+        app_asset_url=args.asset_url,
+        app_requirements=args.app_requirements,
+        worker_class=args.worker_class,
+        threads=args.threads,
+        workers_per_cpu=args.workers_per_cpu,
+        forwarded_allow_ips=args.vpc_cidr,
+        extra_pip_packages=timeouts.KEEPALIVE_WORKER_CLASSES[args.worker_class],
+        cfn_stack=args.stack_name,
+        cfn_resource=args.signal_resource if args.stack_name else "",
+        cfn_region=args.region if args.stack_name else "",
+    )
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = {"user-data.sh": rendering.render_user_data(config)}
+    written.update(
+        {Path(path).name: content for path, content in rendering.render_files(config).items()}
+    )
+    for name, content in written.items():
+        (out / name).write_text(content, encoding="utf-8")
+    for name in sorted(written):
+        print(out / name)
+    rows = [
+        ("ALB idle timeout", coupled.idle_timeout),
+        ("Gunicorn keepalive", coupled.keepalive),
+        ("target-group deregistration delay", coupled.deregistration_delay),
+        ("Gunicorn graceful_timeout", coupled.graceful_timeout),
+        ("systemd TimeoutStopSec", coupled.stop_timeout),
+    ]
+    for label, value in rows:
+        print(f"{label:<36}{value} s")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gunicorn_alb")
+    commands = parser.add_subparsers(dest="command", required=True)
+    render = commands.add_parser("render", help="write the files an instance receives")
+    render.add_argument("--idle-timeout", type=int, default=timeouts.IDLE_TIMEOUT_DEFAULT,
+                        help="ALB idle timeout in seconds (default: %(default)s)")
+    render.add_argument("--keepalive-margin", type=int, default=timeouts.KEEPALIVE_MARGIN_DEFAULT,
+                        help="seconds added for Gunicorn's keepalive (default: %(default)s)")
+    render.add_argument("--out", required=True, help="directory to write the files to")
+    render.add_argument("--app-port", type=int, default=8000)
+    render.add_argument("--health-check-path", default="/healthz")
+    render.add_argument("--wsgi-app", default="app:application")
+    render.add_argument("--app-requirements", default="requirements.txt")
+    render.add_argument("--worker-class", default="gthread")
+    render.add_argument("--threads", type=int, default=4)
+    render.add_argument("--workers-per-cpu", type=int, default=2)
+    render.add_argument("--max-requests", type=int, default=0)
+    render.add_argument("--max-requests-jitter", type=int, default=0)
+    render.add_argument("--vpc-cidr", default="10.0.0.0/16",
+                        help="the VPC CIDR Gunicorn trusts for X-Forwarded-* (default: %(default)s)")
+    render.add_argument("--asset-url", default="s3://ASSET-BUCKET/ASSET-KEY.zip",
+                        help="the app asset's S3 URL (a stack fills in its own)")
+    render.add_argument("--stack-name", default="",
+                        help="CloudFormation stack to signal (default: none, no signal)")
+    render.add_argument("--signal-resource", default="AutoScalingGroup")
+    render.add_argument("--region", default="us-east-1")
+    args = parser.parse_args(argv)
+    return _render(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

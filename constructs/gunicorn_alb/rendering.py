@@ -1,0 +1,176 @@
+"""Render the files an instance receives: the user data, ``boot.env``, ``gunicorn.conf.py`` and
+the systemd unit. No CDK import: values are plain strings or numbers, or CloudFormation token
+strings that CDK later renders through ``Fn::Join``.
+
+The boot script (``userdata/boot.sh``) is static; only the small config files are templated, with
+``string.Template.substitute`` (a missing key fails).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from importlib import resources
+from string import Template
+
+from gunicorn_alb.timeouts import CoupledTimeouts
+
+GUNICORN_VERSION = "27.0.1"
+"""The Gunicorn installed on instances; the tests run this same version."""
+
+PYTHON = "python3.12"
+"""The Amazon Linux 2023 package (and command) for the app's Python: AL2023's python3 is 3.9."""
+
+DNF_PACKAGES = ("aws-cfn-bootstrap",)
+"""Installed besides Python: aws-cfn-bootstrap provides cfn-signal."""
+
+HEALTH_WAIT_SECONDS = 600
+"""How long the boot script waits for the health path before it signals failure."""
+
+BOOT_SCRIPT_PATH = "/usr/local/sbin/gunicorn-alb-boot"
+BOOT_ENV_PATH = "/etc/gunicorn-alb/boot.env"
+GUNICORN_CONF_PATH = "/etc/gunicorn-alb/gunicorn.conf.py"
+UNIT_PATH = "/etc/systemd/system/gunicorn-app.service"
+
+USER_DATA_SHEBANG = "#!/bin/bash"
+_HEREDOC_END = "GUNICORN_ALB_EOF"
+_SAFE = re.compile(r"^[A-Za-z0-9_.:/,+=@%-]*$")
+
+
+@dataclass(frozen=True)
+class InstanceConfig:
+    """Everything the instance files depend on. Strings may be CloudFormation tokens."""
+
+    timeouts: CoupledTimeouts
+    idle_timeout: str
+    """The idle timeout as it goes into ``boot.env``: a number, or a token for a parameter."""
+    app_port: int
+    health_check_path: str
+    wsgi_app: str
+    app_asset_url: str
+    app_requirements: str
+    worker_class: str
+    threads: int
+    workers_per_cpu: int
+    forwarded_allow_ips: str
+    extra_pip_packages: tuple[str, ...] = ()
+    cfn_stack: str = ""
+    cfn_resource: str = ""
+    cfn_region: str = ""
+
+
+def _resource(name: str) -> str:
+    return resources.files("gunicorn_alb.userdata").joinpath(name).read_text(encoding="utf-8")
+
+
+def _render(name: str, values: dict[str, object]) -> str:
+    return Template(_resource(name)).substitute({k: str(v) for k, v in values.items()})
+
+
+def _blank(value: int | None) -> str:
+    return "" if value is None else str(value)
+
+
+def boot_script() -> str:
+    """The static boot script, as shipped."""
+    return _resource("boot.sh")
+
+
+def render_boot_env(config: InstanceConfig) -> str:
+    """``/etc/gunicorn-alb/boot.env``: the inputs of the boot script."""
+    t = config.timeouts
+    values: dict[str, object] = {
+        "idle_timeout": config.idle_timeout,
+        "keepalive_margin": t.keepalive_margin,
+        "deregistration_delay": t.deregistration_delay,
+        "graceful_timeout_override": _blank(t.graceful_timeout_override),
+        "stop_timeout_override": _blank(t.stop_timeout_override),
+        "synth_keepalive": _blank(t.keepalive),
+        "synth_graceful_timeout": _blank(t.graceful_timeout),
+        "synth_stop_timeout": _blank(t.stop_timeout),
+        "app_port": config.app_port,
+        "health_check_path": config.health_check_path,
+        "health_wait": HEALTH_WAIT_SECONDS,
+        "wsgi_app": config.wsgi_app,
+        "app_asset_url": config.app_asset_url,
+        "app_requirements": config.app_requirements,
+        "python": PYTHON,
+        "gunicorn_version": GUNICORN_VERSION,
+        "extra_dnf_packages": " ".join(DNF_PACKAGES),
+        "extra_pip_packages": " ".join(config.extra_pip_packages),
+        "cfn_stack": config.cfn_stack,
+        "cfn_resource": config.cfn_resource,
+        "cfn_region": config.cfn_region,
+    }
+    for key, value in values.items():
+        # Space-separated lists are quoted in the template; everything else must be one word.
+        for word in str(value).split(" ") if key.startswith("extra_") else [str(value)]:
+            if "${Token[" not in word and not _SAFE.match(word):
+                raise ValueError(f"{key} {word!r} has characters that are not safe in boot.env")
+    return _render("boot.env.tmpl", values)
+
+
+def render_gunicorn_conf(config: InstanceConfig) -> str:
+    """``/etc/gunicorn-alb/gunicorn.conf.py``."""
+    t = config.timeouts
+    return _render(
+        "gunicorn.conf.py.tmpl",
+        {
+            "app_port": config.app_port,
+            "worker_class": config.worker_class,
+            "threads": config.threads,
+            "workers_per_cpu": config.workers_per_cpu,
+            "max_requests": t.max_requests,
+            "max_requests_jitter": t.max_requests_jitter,
+            "forwarded_allow_ips": config.forwarded_allow_ips,
+        },
+    )
+
+
+def render_unit(config: InstanceConfig) -> str:
+    """``/etc/systemd/system/gunicorn-app.service``."""
+    return _render(
+        "gunicorn-app.service.tmpl",
+        {"wsgi_app": config.wsgi_app, "health_check_path": config.health_check_path},
+    )
+
+
+def render_files(config: InstanceConfig) -> dict[str, str]:
+    """Every file the user data drops on the instance, by absolute path."""
+    return {
+        BOOT_ENV_PATH: render_boot_env(config),
+        GUNICORN_CONF_PATH: render_gunicorn_conf(config),
+        UNIT_PATH: render_unit(config),
+        BOOT_SCRIPT_PATH: boot_script(),
+    }
+
+
+def render_user_data_body(config: InstanceConfig) -> str:
+    """The user data after its shebang: writes each file with a quoted heredoc, then runs the
+    boot script. CDK's ``UserData.for_linux(shebang=USER_DATA_SHEBANG)`` adds the first line."""
+    lines = [
+        "# User data written by the gunicorn-alb construct: drops the files below, then runs",
+        f"# {BOOT_SCRIPT_PATH}, which derives the coupled timeouts and starts Gunicorn.",
+        "set -euo pipefail",
+        "umask 022",
+    ]
+    for path, content in render_files(config).items():
+        if _HEREDOC_END in content:
+            raise ValueError(f"{path} contains the heredoc delimiter {_HEREDOC_END}")
+        directory = path.rsplit("/", 1)[0]
+        lines += [
+            f"mkdir -p {directory}",
+            f"cat > {path} <<'{_HEREDOC_END}'",
+            content.rstrip("\n"),
+            _HEREDOC_END,
+        ]
+    lines += [
+        f"chmod 0755 {BOOT_SCRIPT_PATH}",
+        f"exec {BOOT_SCRIPT_PATH} {BOOT_ENV_PATH}",
+    ]
+    return "\n".join(lines)
+
+
+def render_user_data(config: InstanceConfig) -> str:
+    """The whole user data, exactly as the launch template carries it."""
+    return f"{USER_DATA_SHEBANG}\n{render_user_data_body(config)}"

@@ -1,0 +1,315 @@
+"""The timeout model: every number that must agree between the ALB, the target group, the
+Auto Scaling group, Gunicorn and systemd, derived from one input (the ALB idle timeout) and checked.
+
+Pure Python with no CDK import: the construct asks this module for numbers and only wires them
+into resources, and the boot script (``userdata/boot.sh``) repeats the idle-dependent part with
+shell arithmetic when the idle timeout is a deploy-time parameter. Tests hold the two to the same
+results.
+
+The rules (ids appear in error messages and in the README table):
+
+``keepalive-exceeds-idle``
+    Gunicorn ``keepalive`` = idle timeout + margin, margin >= 1 s, so Gunicorn never closes an idle
+    pooled connection first. AWS: the target's keep-alive must be *greater than* the load balancer
+    idle timeout; when both are equal either side may close first (both poll loops run late by
+    about 0.1 %), and the ALB answers 502 to a request it sent on a connection Gunicorn just closed.
+``drain-bounded-by-idle``
+    Target-group deregistration delay defaults to the idle timeout (at most 3600 s, the ALB's
+    limit): long enough for every in-flight request, since the ALB itself cuts a request that stays
+    silent for the idle timeout; no longer, since nothing is left to wait for. It must be 1-3600 s
+    (0 would cut in-flight requests at scale-in). When the idle timeout is a deploy-time parameter,
+    CloudFormation cannot compute a minimum, so the delay defaults to 3600 s; the ALB completes a
+    deregistration as soon as the target has no in-flight requests, so the bound costs nothing
+    when requests are short.
+``graceful-within-drain``
+    Gunicorn ``graceful_timeout`` defaults to min(idle timeout, deregistration delay) and must not
+    exceed the deregistration delay: Gunicorn never waits for a request longer than the ALB would.
+``stop-after-graceful``
+    systemd ``TimeoutStopSec`` defaults to ``graceful_timeout`` + 10 s and must exceed it,
+    otherwise systemd kills workers that are still finishing requests.
+``health-timeout-below-interval``
+    Health-check timeout (2-120 s) < interval (5-300 s); thresholds 2-10.
+``grace-covers-healthy``
+    The ASG health-check grace period >= interval x healthy threshold, so a new instance can pass
+    its health checks before the ASG judges it.
+``max-requests-needs-jitter``
+    ``max_requests`` defaults to 0. A worker restart drops the connections the ALB pools on that
+    worker (resets, 502s), so a non-zero value draws a warning and requires
+    ``max_requests_jitter`` >= 1 so workers do not restart together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+IDLE_TIMEOUT_MIN = 1
+IDLE_TIMEOUT_MAX = 4000
+IDLE_TIMEOUT_DEFAULT = 60
+KEEPALIVE_MARGIN_MIN = 1
+KEEPALIVE_MARGIN_DEFAULT = 5
+DEREGISTRATION_DELAY_MIN = 1
+DEREGISTRATION_DELAY_MAX = 3600
+STOP_TIMEOUT_HEADROOM = 10
+HEALTH_CHECK_INTERVAL_RANGE = (5, 300)
+HEALTH_CHECK_TIMEOUT_RANGE = (2, 120)
+HEALTH_CHECK_THRESHOLD_RANGE = (2, 10)
+HEALTH_CHECK_INTERVAL_DEFAULT = 15
+HEALTH_CHECK_TIMEOUT_DEFAULT = 5
+HEALTHY_THRESHOLD_DEFAULT = 2
+UNHEALTHY_THRESHOLD_DEFAULT = 3
+GRACE_PERIOD_DEFAULT = 300
+
+RULES: dict[str, str] = {
+    "keepalive-exceeds-idle": "Gunicorn keepalive = idle timeout + margin (margin >= 1 s)",
+    "drain-bounded-by-idle": "deregistration delay = min(idle timeout, 3600 s); 1-3600 s",
+    "graceful-within-drain": "graceful_timeout = min(idle, deregistration delay); <= the delay",
+    "stop-after-graceful": "systemd TimeoutStopSec = graceful_timeout + 10 s; > graceful_timeout",
+    "health-timeout-below-interval": "health-check timeout < interval; thresholds 2-10",
+    "grace-covers-healthy": "ASG grace period >= interval x healthy threshold",
+    "max-requests-needs-jitter": "max_requests > 0 warns and needs max_requests_jitter >= 1",
+}
+
+
+class TimeoutRuleError(ValueError):
+    """One or more timeout settings break the model's rules; ``problems`` lists every one."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(f"- {problem}" for problem in self.problems))
+
+
+@dataclass(frozen=True)
+class CoupledTimeouts:
+    """The derived, checked numbers, all in whole seconds.
+
+    Fields that depend on the idle timeout are ``None`` when it is only known at deploy time
+    (a CloudFormation parameter); the boot script derives them on the instance.
+    """
+
+    idle_timeout: int | None
+    keepalive_margin: int
+    keepalive: int | None
+    deregistration_delay: int
+    graceful_timeout: int | None
+    stop_timeout: int | None
+    health_check_interval: int
+    health_check_timeout: int
+    healthy_threshold: int
+    unhealthy_threshold: int
+    grace_period: int
+    max_requests: int
+    max_requests_jitter: int
+    graceful_timeout_override: int | None = None
+    stop_timeout_override: int | None = None
+
+    @property
+    def advisories(self) -> list[tuple[str, str]]:
+        """Warnings a user may accept, as ``(id, message)`` pairs."""
+        found: list[tuple[str, str]] = []
+        if self.max_requests > 0:
+            found.append(
+                (
+                    "max-requests",
+                    f"max_requests={self.max_requests} restarts each worker after that many "
+                    "requests; the restart drops the keep-alive connections the ALB pools on it, "
+                    "which the ALB reports as 502. Prefer 0 unless the app leaks memory.",
+                )
+            )
+        return found
+
+
+def _whole(
+    problems: list[str], name: str, value: float | None, low: int, high: int | None = None
+) -> int | None:
+    """Check that ``value`` is a whole number of seconds within ``[low, high]``; None if not."""
+    if value is None:
+        return None
+    allowed = f"between {low} and {high}" if high is not None else f"at least {low}"
+    shown = _show(value)
+    if isinstance(value, bool) or not float(value).is_integer():
+        problems.append(f"{name} must be a whole number of seconds {allowed}, got {shown}")
+        return None
+    number = int(value)
+    if number < low or (high is not None and number > high):
+        problems.append(f"{name} must be {allowed} seconds, got {shown}")
+        return None
+    return number
+
+
+def _count(problems: list[str], name: str, value: int, low: int, high: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        problems.append(f"{name} must be a whole number, got {value!r}")
+        return low
+    if value < low or (high is not None and value > high):
+        allowed = f"between {low} and {high}" if high is not None else f"at least {low}"
+        problems.append(f"{name} must be {allowed}, got {value}")
+    return value
+
+
+def _show(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def derive_timeouts(
+    idle_timeout: float | None,
+    *,
+    keepalive_margin: float = KEEPALIVE_MARGIN_DEFAULT,
+    deregistration_delay: float | None = None,
+    graceful_timeout: float | None = None,
+    stop_timeout: float | None = None,
+    health_check_interval: float = HEALTH_CHECK_INTERVAL_DEFAULT,
+    health_check_timeout: float = HEALTH_CHECK_TIMEOUT_DEFAULT,
+    healthy_threshold: int = HEALTHY_THRESHOLD_DEFAULT,
+    unhealthy_threshold: int = UNHEALTHY_THRESHOLD_DEFAULT,
+    grace_period: float = GRACE_PERIOD_DEFAULT,
+    max_requests: int = 0,
+    max_requests_jitter: int = 0,
+) -> CoupledTimeouts:
+    """Derive every coupled timeout from the ALB idle timeout and check the rules.
+
+    :param idle_timeout: the ALB idle timeout in seconds, or ``None`` when it is a deploy-time
+        parameter (then the idle-dependent values are derived on the instance).
+    :param keepalive_margin: seconds added to the idle timeout for Gunicorn's keep-alive.
+        Default: 5
+    :param deregistration_delay: override. Default: min(idle timeout, 3600); 3600 for a parameter.
+    :param graceful_timeout: override. Default: min(idle timeout, deregistration delay).
+    :param stop_timeout: systemd ``TimeoutStopSec`` override. Default: graceful_timeout + 10.
+    :param health_check_interval: Default: 15
+    :param health_check_timeout: Default: 5
+    :param healthy_threshold: Default: 2
+    :param unhealthy_threshold: Default: 3
+    :param grace_period: ASG health-check grace period. Default: 300
+    :param max_requests: Gunicorn ``max_requests``. Default: 0 (workers are not recycled)
+    :param max_requests_jitter: Gunicorn ``max_requests_jitter``. Default: 0
+    :raises TimeoutRuleError: listing every broken rule, each naming the argument and value.
+    """
+    problems: list[str] = []
+    idle = _whole(problems, "idle_timeout", idle_timeout, IDLE_TIMEOUT_MIN, IDLE_TIMEOUT_MAX)
+    margin = _whole(problems, "keepalive_margin", keepalive_margin, KEEPALIVE_MARGIN_MIN)
+    drain_override = _whole(
+        problems,
+        "deregistration_delay",
+        deregistration_delay,
+        DEREGISTRATION_DELAY_MIN,
+        DEREGISTRATION_DELAY_MAX,
+    )
+    graceful_override = _whole(problems, "graceful_timeout", graceful_timeout, 1)
+    stop_override = _whole(problems, "stop_timeout", stop_timeout, 1)
+    interval = _whole(problems, "health_check_interval", health_check_interval,
+                      *HEALTH_CHECK_INTERVAL_RANGE)
+    hc_timeout = _whole(problems, "health_check_timeout", health_check_timeout,
+                        *HEALTH_CHECK_TIMEOUT_RANGE)
+    healthy = _count(problems, "healthy_threshold", healthy_threshold,
+                     *HEALTH_CHECK_THRESHOLD_RANGE)
+    unhealthy = _count(problems, "unhealthy_threshold", unhealthy_threshold,
+                       *HEALTH_CHECK_THRESHOLD_RANGE)
+    grace = _whole(problems, "grace_period", grace_period, 0)
+    recycle = _count(problems, "max_requests", max_requests, 0)
+    jitter = _count(problems, "max_requests_jitter", max_requests_jitter, 0)
+
+    keepalive = idle + margin if idle is not None and margin is not None else None
+    if drain_override is not None:
+        drain = drain_override
+    elif idle is not None:
+        drain = min(idle, DEREGISTRATION_DELAY_MAX)
+    else:
+        drain = DEREGISTRATION_DELAY_MAX
+    if graceful_override is not None:
+        graceful: int | None = graceful_override
+    elif idle is not None:
+        graceful = min(idle, drain)
+    else:
+        graceful = None
+    if stop_override is not None:
+        stop: int | None = stop_override
+    elif graceful is not None:
+        stop = graceful + STOP_TIMEOUT_HEADROOM
+    else:
+        stop = None
+
+    if graceful_override is not None and graceful_override > drain:
+        problems.append(
+            f"graceful_timeout ({graceful_override} s) must not exceed deregistration_delay "
+            f"({drain} s): Gunicorn should never wait for a request longer than the ALB drains "
+            "it (rule graceful-within-drain)"
+        )
+    if stop_override is not None and graceful is not None and stop_override <= graceful:
+        problems.append(
+            f"stop_timeout ({stop_override} s) must be greater than graceful_timeout "
+            f"({graceful} s): systemd would kill workers still finishing requests "
+            "(rule stop-after-graceful)"
+        )
+    if interval is not None and hc_timeout is not None and hc_timeout >= interval:
+        problems.append(
+            f"health_check_timeout ({hc_timeout} s) must be less than health_check_interval "
+            f"({interval} s) (rule health-timeout-below-interval)"
+        )
+    if grace is not None and interval is not None and grace < interval * healthy:
+        problems.append(
+            f"grace_period ({grace} s) must be at least health_check_interval x "
+            f"healthy_threshold ({interval} s x {healthy} = {interval * healthy} s), so a new "
+            "instance can pass its health checks before it is judged (rule grace-covers-healthy)"
+        )
+    if recycle > 0 and jitter < 1:
+        problems.append(
+            f"max_requests ({recycle}) needs max_requests_jitter >= 1, got {jitter}: workers "
+            "restarting together drop the ALB's pooled connections at once "
+            "(rule max-requests-needs-jitter)"
+        )
+    if problems:
+        raise TimeoutRuleError(problems)
+    # Every check above passed, so each checked value is present.
+    assert margin is not None and interval is not None and hc_timeout is not None
+    assert grace is not None
+    return CoupledTimeouts(
+        idle_timeout=idle,
+        keepalive_margin=margin,
+        keepalive=keepalive,
+        deregistration_delay=drain,
+        graceful_timeout=graceful,
+        stop_timeout=stop,
+        health_check_interval=interval,
+        health_check_timeout=hc_timeout,
+        healthy_threshold=healthy,
+        unhealthy_threshold=unhealthy,
+        grace_period=grace,
+        max_requests=recycle,
+        max_requests_jitter=jitter,
+        graceful_timeout_override=graceful_override,
+        stop_timeout_override=stop_override,
+    )
+
+
+KEEPALIVE_WORKER_CLASSES: dict[str, tuple[str, ...]] = {
+    "gthread": (),
+    "gevent": ("gevent==26.9.0",),
+}
+"""Worker classes that honour ``keepalive``, with the pip requirements each needs."""
+
+
+def check_worker(worker_class: str, threads: int) -> list[str]:
+    """Problems with a worker setup, as messages naming the argument and value (empty if none).
+
+    The ``sync`` worker ignores ``keepalive`` and closes every connection after one request, so
+    the ALB can never reuse one; gthread, gevent and other asynchronous workers honour it.
+    """
+    problems: list[str] = []
+    if worker_class not in KEEPALIVE_WORKER_CLASSES:
+        allowed = ", ".join(sorted(KEEPALIVE_WORKER_CLASSES))
+        why = (
+            ": the sync worker ignores keepalive and closes every connection"
+            if worker_class == "sync"
+            else ""
+        )
+        problems.append(
+            f"worker_class must be one that honours keep-alive ({allowed}), "
+            f"got {worker_class!r}{why}"
+        )
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        problems.append(f"threads must be a whole number of at least 1, got {threads!r}")
+    elif worker_class == "gthread" and threads < 2:
+        problems.append(
+            f"threads must be at least 2 for the gthread worker, got {threads}: with one thread "
+            "a slow request blocks every other connection of the worker"
+        )
+    return problems

@@ -1,0 +1,1 @@
+"""Deployable reference stacks."""

@@ -1,0 +1,194 @@
+#!/bin/bash
+# gunicorn-alb boot script (static: every per-stack value comes from the env file it is given).
+#
+# Runs once at first boot on Amazon Linux 2023, from the user data the
+# ApplicationLoadBalancedGunicornService construct writes:
+#   1. derives Gunicorn's keep-alive and the other coupled timeouts from the ALB idle timeout
+#      (the same rules as gunicorn_alb/timeouts.py; tests hold the two to the same results),
+#   2. installs a Python >= 3.11 and the pinned Gunicorn into a virtualenv,
+#   3. installs the app from its S3 asset, as root-owned files the app user can only read,
+#   4. starts Gunicorn under systemd as an unprivileged user,
+#   5. waits until the health path answers locally, then signals CloudFormation (cfn-signal).
+# Any failure signals failure, so a broken boot rolls the deployment back.
+#
+# Usage: gunicorn-alb-boot /etc/gunicorn-alb/boot.env
+# Sourcing the file only defines the functions (the tests use that).
+set -euo pipefail
+
+readonly GUNICORN_ALB_ETC=/etc/gunicorn-alb
+readonly VENV=/opt/gunicorn-alb/venv
+readonly APP_DIR=/srv/gunicorn-app
+readonly APP_USER=gunicorn-app
+readonly UNIT=gunicorn-app.service
+STARTED=0
+
+log() { printf 'gunicorn-alb-boot: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# require_int NAME LOW [HIGH]: the variable NAME holds a whole number within the bounds.
+require_int() {
+  local name=$1 low=$2 high=${3:-} value=${!1:-}
+  [[ $value =~ ^[0-9]+$ ]] || die "$name must be a whole number of seconds, got '${value}'"
+  value=$((10#$value))
+  ((value >= low)) || die "$name must be at least $low, got $value"
+  [[ -z $high ]] || ((value <= high)) || die "$name must be at most $high, got $value"
+  printf -v "$name" '%d' "$value"
+}
+
+# derive_timeouts: from IDLE_TIMEOUT_SECONDS, KEEPALIVE_MARGIN_SECONDS,
+# DEREGISTRATION_DELAY_SECONDS and the optional GRACEFUL_TIMEOUT_SECONDS / STOP_TIMEOUT_SECONDS
+# overrides, sets KEEPALIVE, GRACEFUL_TIMEOUT and STOP_TIMEOUT. Mirrors derive_timeouts() in
+# gunicorn_alb/timeouts.py for the values that depend on the idle timeout.
+derive_timeouts() {
+  require_int IDLE_TIMEOUT_SECONDS 1 4000
+  require_int KEEPALIVE_MARGIN_SECONDS 1
+  require_int DEREGISTRATION_DELAY_SECONDS 1 3600
+  # keepalive-exceeds-idle: strictly greater than the ALB idle timeout.
+  KEEPALIVE=$((IDLE_TIMEOUT_SECONDS + KEEPALIVE_MARGIN_SECONDS))
+  # graceful-within-drain: min(idle timeout, deregistration delay) unless overridden.
+  if [[ -n ${GRACEFUL_TIMEOUT_SECONDS:-} ]]; then
+    require_int GRACEFUL_TIMEOUT_SECONDS 1
+    GRACEFUL_TIMEOUT=$GRACEFUL_TIMEOUT_SECONDS
+  elif ((IDLE_TIMEOUT_SECONDS < DEREGISTRATION_DELAY_SECONDS)); then
+    GRACEFUL_TIMEOUT=$IDLE_TIMEOUT_SECONDS
+  else
+    GRACEFUL_TIMEOUT=$DEREGISTRATION_DELAY_SECONDS
+  fi
+  ((GRACEFUL_TIMEOUT <= DEREGISTRATION_DELAY_SECONDS)) ||
+    die "graceful timeout ${GRACEFUL_TIMEOUT} s exceeds the deregistration delay ${DEREGISTRATION_DELAY_SECONDS} s (rule graceful-within-drain)"
+  # stop-after-graceful: systemd must outwait Gunicorn's graceful shutdown.
+  if [[ -n ${STOP_TIMEOUT_SECONDS:-} ]]; then
+    require_int STOP_TIMEOUT_SECONDS 1
+    STOP_TIMEOUT=$STOP_TIMEOUT_SECONDS
+  else
+    STOP_TIMEOUT=$((GRACEFUL_TIMEOUT + 10))
+  fi
+  ((STOP_TIMEOUT > GRACEFUL_TIMEOUT)) ||
+    die "stop timeout ${STOP_TIMEOUT} s must exceed the graceful timeout ${GRACEFUL_TIMEOUT} s (rule stop-after-graceful)"
+}
+
+# check_synth_value NAME DERIVED EXPECTED: when the idle timeout was known at synth time, the
+# construct wrote the values it derived; a mismatch means this script and the Python model
+# disagree, so refuse to boot rather than run with either.
+check_synth_value() {
+  [[ -z $3 || $3 == "$2" ]] ||
+    die "derived $1=$2 here, but the construct derived $1=$3 at synth time"
+}
+
+check_synth_values() {
+  check_synth_value keepalive "$KEEPALIVE" "${SYNTH_KEEPALIVE_SECONDS:-}"
+  check_synth_value graceful_timeout "$GRACEFUL_TIMEOUT" "${SYNTH_GRACEFUL_TIMEOUT_SECONDS:-}"
+  check_synth_value stop_timeout "$STOP_TIMEOUT" "${SYNTH_STOP_TIMEOUT_SECONDS:-}"
+}
+
+# write_coupling_files DIR: the environment file Gunicorn's config reads and the systemd drop-in
+# with the stop timeout, under DIR (normally /).
+write_coupling_files() {
+  local root=${1%/}
+  install -d -m 0755 "$root$GUNICORN_ALB_ETC" "$root/etc/systemd/system/$UNIT.d"
+  cat >"$root$GUNICORN_ALB_ETC/coupling.env" <<EOF
+# Derived at boot by gunicorn-alb-boot from the ALB idle timeout; read by gunicorn.conf.py.
+GUNICORN_ALB_IDLE_TIMEOUT=${IDLE_TIMEOUT_SECONDS}
+GUNICORN_ALB_KEEPALIVE=${KEEPALIVE}
+GUNICORN_ALB_GRACEFUL_TIMEOUT=${GRACEFUL_TIMEOUT}
+EOF
+  cat >"$root/etc/systemd/system/$UNIT.d/50-coupling.conf" <<EOF
+# Derived at boot by gunicorn-alb-boot: longer than Gunicorn's graceful_timeout.
+[Service]
+TimeoutStopSec=${STOP_TIMEOUT}
+EOF
+}
+
+install_python_and_gunicorn() {
+  log "installing ${PYTHON} and gunicorn==${GUNICORN_VERSION}"
+  # shellcheck disable=SC2086 # EXTRA_DNF_PACKAGES is a space-separated list of package names.
+  dnf install -y "${PYTHON}" "${PYTHON}-pip" ${EXTRA_DNF_PACKAGES:-}
+  install -d -m 0755 "$(dirname "$VENV")"
+  "${PYTHON}" -m venv "$VENV"
+  # shellcheck disable=SC2086 # EXTRA_PIP_PACKAGES is a space-separated list of requirements.
+  "$VENV/bin/pip" install --no-cache-dir --disable-pip-version-check \
+    "gunicorn==${GUNICORN_VERSION}" ${EXTRA_PIP_PACKAGES:-}
+}
+
+create_app_user() {
+  if ! id -u "$APP_USER" >/dev/null 2>&1; then
+    useradd --system --no-create-home --home-dir /nonexistent --shell /sbin/nologin "$APP_USER"
+  fi
+}
+
+install_app() {
+  local archive
+  archive=$(mktemp --suffix=.zip)
+  log "fetching the app from ${APP_ASSET_URL}"
+  aws s3 cp --only-show-errors "$APP_ASSET_URL" "$archive"
+  rm -rf "$APP_DIR"
+  install -d -m 0755 "$APP_DIR"
+  "$VENV/bin/python" -m zipfile -e "$archive" "$APP_DIR"
+  rm -f "$archive"
+  chmod -R u=rwX,go=rX "$APP_DIR"
+  local module_path=${WSGI_APP%%:*}
+  module_path=${module_path//.//}
+  [[ -f "$APP_DIR/$module_path.py" || -f "$APP_DIR/$module_path/__init__.py" ]] ||
+    die "the app has no module for WSGI_APP=${WSGI_APP} under ${APP_DIR}"
+  if [[ -n ${APP_REQUIREMENTS:-} ]]; then
+    [[ -f "$APP_DIR/$APP_REQUIREMENTS" ]] || die "the app has no ${APP_REQUIREMENTS}"
+    "$VENV/bin/pip" install --no-cache-dir --disable-pip-version-check \
+      -r "$APP_DIR/$APP_REQUIREMENTS"
+  fi
+}
+
+start_gunicorn() {
+  STARTED=1
+  systemctl daemon-reload
+  systemctl enable "$UNIT"
+  systemctl start "$UNIT"
+}
+
+# wait_healthy: the health path answers 2xx on the app port within HEALTH_WAIT_SECONDS.
+wait_healthy() {
+  local deadline=$((SECONDS + HEALTH_WAIT_SECONDS))
+  local url="http://127.0.0.1:${APP_PORT}${HEALTH_CHECK_PATH}"
+  until curl --silent --fail --max-time 2 --output /dev/null "$url"; do
+    ((SECONDS < deadline)) || die "${url} did not answer within ${HEALTH_WAIT_SECONDS} s"
+    sleep 1
+  done
+  log "${url} answered"
+}
+
+# signal_cloudformation EXIT_CODE: tell CloudFormation how the boot went (no-op without a stack).
+signal_cloudformation() {
+  [[ -n ${CFN_STACK:-} ]] || return 0
+  "${CFN_SIGNAL:-/opt/aws/bin/cfn-signal}" --exit-code "$1" --stack "$CFN_STACK" \
+    --resource "$CFN_RESOURCE" --region "$CFN_REGION" || log "cfn-signal failed"
+}
+
+on_exit() {
+  local rc=$?
+  if ((rc != 0)); then
+    log "boot failed (exit ${rc}); signalling failure"
+    if ((STARTED)); then systemctl stop "$UNIT" || true; fi
+    signal_cloudformation "$rc"
+  fi
+}
+
+main() {
+  local env_file=${1:?usage: gunicorn-alb-boot /etc/gunicorn-alb/boot.env}
+  # shellcheck source=/dev/null # boot.env is written by the user data at boot.
+  source "$env_file"
+  trap on_exit EXIT
+  derive_timeouts
+  check_synth_values
+  log "ALB idle timeout ${IDLE_TIMEOUT_SECONDS} s -> Gunicorn keep-alive ${KEEPALIVE} s," \
+    "graceful timeout ${GRACEFUL_TIMEOUT} s, systemd stop timeout ${STOP_TIMEOUT} s"
+  install_python_and_gunicorn
+  create_app_user
+  install_app
+  write_coupling_files /
+  start_gunicorn
+  wait_healthy
+  signal_cloudformation 0
+}
+
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+  main "$@"
+fi
