@@ -9,8 +9,9 @@ PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 export JSII_NODE := $(CURDIR)/node_modules/.bin/node
 export CDK_DISABLE_CLI_TELEMETRY := true
-# OS tools the runtime tests use: shellcheck (lint), systemd-analyze (unit verification).
-SYSTEM_TOOLS := shellcheck:shellcheck systemd-analyze:systemd
+# OS tools the runtime tests use: shellcheck (lint), systemd-analyze (unit verification),
+# bwrap (sandboxes: unit verification, the boot check).
+SYSTEM_TOOLS := shellcheck:shellcheck systemd-analyze:systemd bwrap:bubblewrap
 
 .PHONY: setup synth test lint bench render clean system-tools
 
@@ -43,7 +44,7 @@ test: setup
 	$(PY) -m pytest
 
 bench: setup
-	$(PY) tests/bench_synth.py
+	$(PY) tests/bench/bench.py
 
 render: setup
 	$(PY) -m gunicorn_alb render --out build/instance-files

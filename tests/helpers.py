@@ -1,0 +1,54 @@
+"""Helpers for template tests: build stacks with the cdk.json context, read user data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aws_cdk as cdk
+from aws_cdk import assertions
+from aws_cdk import aws_ec2 as ec2
+
+from tests.conftest import cdk_json_context
+
+
+def new_app(**context: object) -> cdk.App:
+    return cdk.App(context={**cdk_json_context(), **context})
+
+
+def new_stack(app: cdk.App | None = None, name: str = "Test") -> tuple[cdk.Stack, ec2.Vpc]:
+    """An env-agnostic stack with a VPC shaped like the reference stack's."""
+    stack = cdk.Stack(app or new_app(), name)
+    vpc = ec2.Vpc(stack, "Vpc", max_azs=2, nat_gateways=1)
+    return stack, vpc
+
+
+def user_data_text(template: assertions.Template, launch_template_id: str | None = None) -> str:
+    """The user data of a launch template, with each CloudFormation token shown as {json}."""
+    templates = template.find_resources("AWS::EC2::LaunchTemplate")
+    if launch_template_id is None:
+        (launch_template,) = templates.values()
+    else:
+        launch_template = templates[launch_template_id]
+    user_data: Any = launch_template["Properties"]["LaunchTemplateData"]["UserData"]
+    content = user_data["Fn::Base64"]
+    if isinstance(content, str):
+        return content
+    delimiter, parts = content["Fn::Join"]
+    assert delimiter == ""
+    return "".join(part if isinstance(part, str) else _show(part) for part in parts)
+
+
+def _show(token: Any) -> str:
+    import json
+
+    return "{" + json.dumps(token, sort_keys=True) + "}"
+
+
+def env_value(user_data: str, key: str) -> str:
+    """The value of KEY=... in the boot.env part of the user data."""
+    start = user_data.index("cat > /etc/gunicorn-alb/boot.env")
+    end = user_data.index("GUNICORN_ALB_EOF\n", start + 40)
+    for line in user_data[start:end].splitlines():
+        if line.startswith(f"{key}="):
+            return line.split("=", 1)[1]
+    raise KeyError(key)

@@ -1,0 +1,156 @@
+"""The rendered gunicorn.conf.py under real Gunicorn: its effective settings, and the sample app
+served with it on loopback."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gunicorn_alb import rendering
+
+pytestmark = pytest.mark.runtime
+
+SAMPLE_APP = Path(rendering.__file__).parent / "sample_app"
+IDLE, MARGIN = 10, 5
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """The files from the `render` command, and the environment the real boot script derives."""
+    out = tmp_path_factory.mktemp("render")
+    subprocess.run(
+        [sys.executable, "-m", "gunicorn_alb", "render", "--idle-timeout", str(IDLE),
+         "--keepalive-margin", str(MARGIN), "--out", str(out)],
+        check=True, capture_output=True,
+    )
+    root = out / "root"
+    subprocess.run(
+        ["bash", "-c", f"source {out}/gunicorn-alb-boot; source {out}/boot.env; "
+                       f"derive_timeouts; write_coupling_files {root}"],
+        check=True,
+    )
+    coupling = (root / "etc/gunicorn-alb/coupling.env").read_text()
+    env = dict(
+        line.split("=", 1) for line in coupling.splitlines() if line and not line.startswith("#")
+    )
+    return {"conf": out / "gunicorn.conf.py", "env": env}
+
+
+def _gunicorn_settings(conf: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Load the config file through Gunicorn's own application and print its effective settings."""
+    code = (
+        "import json, sys\n"
+        "from gunicorn.app.wsgiapp import WSGIApplication\n"
+        f"sys.argv = ['gunicorn', '--config', {str(conf)!r}, 'app:application']\n"
+        "cfg = WSGIApplication().cfg\n"
+        "print(json.dumps({k: str(cfg.settings[k].get()) for k in "
+        "('keepalive', 'worker_class', 'threads', 'graceful_timeout', 'workers', "
+        "'max_requests', 'control_socket_disable')}))\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code], env={**os.environ, **env}, capture_output=True, text=True,
+        check=False, timeout=60,
+    )
+
+
+def test_gunicorn_reads_the_coupled_keepalive_from_the_rendered_config(rendered) -> None:  # type: ignore[no-untyped-def]
+    result = _gunicorn_settings(rendered["conf"], rendered["env"])
+    assert result.returncode == 0, result.stderr
+    settings = json.loads(result.stdout)
+    assert settings["keepalive"] == str(IDLE + MARGIN)
+    assert settings["worker_class"] == "gthread"
+    assert settings["threads"] == "4"
+    assert settings["graceful_timeout"] == str(IDLE)
+    assert int(settings["workers"]) == len(os.sched_getaffinity(0)) * 2 + 1
+    assert settings["max_requests"] == "0"
+    assert settings["control_socket_disable"] == "True"
+
+
+def test_fails_when_gunicorn_starts_without_the_coupled_values(rendered) -> None:  # type: ignore[no-untyped-def]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GUNICORN_ALB_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "--check-config", "--config", str(rendered["conf"]),
+         "--chdir", str(SAMPLE_APP), "app:application"],
+        env=env, capture_output=True, text=True, check=False, timeout=60,
+    )
+    assert result.returncode != 0
+    assert "GUNICORN_ALB_KEEPALIVE is not set" in result.stdout + result.stderr
+
+
+def test_gunicorn_check_config_accepts_the_rendered_config(rendered) -> None:  # type: ignore[no-untyped-def]
+    result = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "--check-config", "--config", str(rendered["conf"]),
+         "--chdir", str(SAMPLE_APP), "app:application"],
+        env={**os.environ, **rendered["env"], "PYTHONDONTWRITEBYTECODE": "1"},
+        capture_output=True, text=True, check=False, timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def served(rendered) -> Iterator[int]:  # type: ignore[no-untyped-def]
+    """Real Gunicorn with the rendered config serving the sample app on a loopback port."""
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--config", str(rendered["conf"]),
+         "--bind", f"127.0.0.1:{port}", "--workers", "2", "--chdir", str(SAMPLE_APP),
+         "app:application"],
+        env={**os.environ, **rendered["env"], "PYTHONDONTWRITEBYTECODE": "1"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(process.stderr.read().decode() if process.stderr else "")
+                time.sleep(0.1)
+        yield port
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=IDLE + 10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def test_sample_app_answers_the_health_path(served: int) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", served, timeout=5)
+    connection.request("GET", "/healthz")
+    response = connection.getresponse()
+    assert (response.status, response.read()) == (200, b"ok\n")
+    connection.request("GET", "/")
+    assert connection.getresponse().read().startswith(b"Hello from Gunicorn")
+
+
+def test_gunicorn_keeps_an_idle_connection_open_past_its_default_keepalive(served: int) -> None:
+    """Gunicorn's default would close after 2 s; the coupled keep-alive keeps it for 15 s."""
+    connection = http.client.HTTPConnection("127.0.0.1", served, timeout=5)
+    connection.request("GET", "/healthz")
+    connection.getresponse().read()
+    local_port = connection.sock.getsockname()[1]
+    time.sleep(3)
+    connection.request("GET", "/healthz")
+    response = connection.getresponse()
+    assert response.status == 200
+    response.read()
+    assert connection.sock.getsockname()[1] == local_port, "the connection was not reused"

@@ -1,0 +1,71 @@
+"""The rendered systemd unit and the boot script's drop-in pass `systemd-analyze verify`.
+
+The unit names its real paths (/opt/gunicorn-alb/venv/bin/gunicorn, /etc/systemd/system/...),
+which systemd-analyze checks; a bubblewrap sandbox puts the files there without touching the host.
+`systemd-analyze verify` exits 0 even on warnings (an unknown key, a bad value), so the test
+requires its output to be empty.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from gunicorn_alb import rendering
+from tests.unit.test_rendering import config
+
+pytestmark = pytest.mark.runtime
+
+
+def _verify(require, tmp_path: Path, unit_text: str) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
+    bwrap = require("bwrap")
+    require("systemd-analyze")
+    units = tmp_path / "system"
+    (units / "gunicorn-app.service.d").mkdir(parents=True)
+    (units / "gunicorn-app.service").write_text(unit_text)
+    boot = tmp_path / "boot.sh"
+    boot.write_text(rendering.boot_script())
+    subprocess.run(
+        ["bash", "-c", f"source {boot}; IDLE_TIMEOUT_SECONDS=60 KEEPALIVE_MARGIN_SECONDS=5 "
+         f"DEREGISTRATION_DELAY_SECONDS=60; derive_timeouts; write_coupling_files {tmp_path}/r"],
+        check=True,
+    )
+    drop_in = tmp_path / "r/etc/systemd/system/gunicorn-app.service.d/50-coupling.conf"
+    (units / "gunicorn-app.service.d/50-coupling.conf").write_text(drop_in.read_text())
+    venv = tmp_path / "venv/bin"
+    venv.mkdir(parents=True)
+    (venv / "gunicorn").write_text("#!/bin/sh\n")
+    (venv / "gunicorn").chmod(0o755)
+    return subprocess.run(
+        [bwrap, "--bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
+         "--tmpfs", "/opt", "--ro-bind", str(tmp_path / "venv"), "/opt/gunicorn-alb/venv",
+         "--tmpfs", "/etc/systemd/system", "--ro-bind", str(units), "/etc/systemd/system",
+         "systemd-analyze", "verify", "/etc/systemd/system/gunicorn-app.service"],
+        capture_output=True, text=True, check=False, timeout=60,
+    )
+
+
+def test_unit_passes_systemd_analyze_verify(require, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    result = _verify(require, tmp_path, rendering.render_unit(config()))
+    assert (result.returncode, result.stdout + result.stderr) == (0, "")
+
+
+def test_verify_reports_a_broken_unit(require, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The check can fail: a misspelt key is reported."""
+    broken = rendering.render_unit(config()).replace("Type=notify", "Typo=notify")
+    result = _verify(require, tmp_path, broken)
+    assert "Unknown key 'Typo'" in result.stdout + result.stderr
+
+
+def test_stop_timeout_exceeds_gunicorns_graceful_timeout(tmp_path: Path) -> None:
+    boot = tmp_path / "boot.sh"
+    boot.write_text(rendering.boot_script())
+    result = subprocess.run(
+        ["bash", "-c", f"source {boot}; IDLE_TIMEOUT_SECONDS=60 KEEPALIVE_MARGIN_SECONDS=5 "
+         "DEREGISTRATION_DELAY_SECONDS=60 derive_timeouts; echo $GRACEFUL_TIMEOUT $STOP_TIMEOUT"],
+        capture_output=True, text=True, check=True,
+    )
+    graceful, stop = map(int, result.stdout.split())
+    assert stop > graceful
