@@ -43,6 +43,12 @@ synth: setup
 test: setup
 	$(PY) -m pytest
 
+# Lint: ruff (also run by the test suite) and mypy --strict (about a minute: aws-cdk-lib is large).
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
 bench: setup
 	$(PY) tests/bench/bench.py
 
