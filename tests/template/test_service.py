@@ -21,10 +21,14 @@ def coupled() -> tuple[assertions.Template, dict[str, ApplicationLoadBalancedGun
     stack, vpc = new_stack()
     services = {}
     for name, idle, margin in COUPLED:
-        kwargs = {} if name == "Default" else {
-            "idle_timeout": cdk.Duration.seconds(idle),
-            "keepalive_margin": cdk.Duration.seconds(margin),
-        }
+        kwargs = (
+            {}
+            if name == "Default"
+            else {
+                "idle_timeout": cdk.Duration.seconds(idle),
+                "keepalive_margin": cdk.Duration.seconds(margin),
+            }
+        )
         services[name] = ApplicationLoadBalancedGunicornService(stack, name, vpc=vpc, **kwargs)
     return assertions.Template.from_stack(stack), services
 
@@ -41,7 +45,9 @@ def _logical_id(service: ApplicationLoadBalancedGunicornService, child: cdk.IRes
 
 
 @pytest.mark.parametrize(("name", "idle", "margin"), COUPLED)
-def test_alb_idle_timeout_and_keepalive_are_coupled(coupled, name: str, idle: int, margin: int) -> None:  # type: ignore[no-untyped-def]
+def test_alb_idle_timeout_and_keepalive_are_coupled(
+    coupled, name: str, idle: int, margin: int
+) -> None:  # type: ignore[no-untyped-def]
     template, services = coupled
     service = services[name]
     albs = template.find_resources("AWS::ElasticLoadBalancingV2::LoadBalancer")
@@ -65,7 +71,10 @@ def test_deregistration_delay_follows_the_idle_timeout(coupled) -> None:  # type
         attributes = groups[_logical_id(service, service.target_group)]["Properties"][
             "TargetGroupAttributes"
         ]
-        assert {"Key": "deregistration_delay.timeout_seconds", "Value": str(min(idle, 3600))} in attributes
+        assert {
+            "Key": "deregistration_delay.timeout_seconds",
+            "Value": str(min(idle, 3600)),
+        } in attributes
 
 
 def test_launch_template_not_launch_configuration(template: assertions.Template) -> None:
@@ -77,16 +86,26 @@ def test_launch_template_not_launch_configuration(template: assertions.Template)
     )
 
 
-def test_instances_require_imdsv2_and_encrypt_their_root_volume(template: assertions.Template) -> None:
+def test_instances_require_imdsv2_and_encrypt_their_root_volume(
+    template: assertions.Template,
+) -> None:
     template.all_resources_properties(
         "AWS::EC2::LaunchTemplate",
-        {"LaunchTemplateData": Match.object_like({
-            "MetadataOptions": {"HttpTokens": "required", "HttpPutResponseHopLimit": 1},
-            "BlockDeviceMappings": [{"DeviceName": "/dev/xvda", "Ebs": {
-                "Encrypted": True, "VolumeSize": 16, "VolumeType": "gp3"}}],
-            "NetworkInterfaces": [Match.object_like({"AssociatePublicIpAddress": False})],
-            "ImageId": {"Ref": Match.string_like_regexp("al2023")},
-        })},
+        {
+            "LaunchTemplateData": Match.object_like(
+                {
+                    "MetadataOptions": {"HttpTokens": "required", "HttpPutResponseHopLimit": 1},
+                    "BlockDeviceMappings": [
+                        {
+                            "DeviceName": "/dev/xvda",
+                            "Ebs": {"Encrypted": True, "VolumeSize": 16, "VolumeType": "gp3"},
+                        }
+                    ],
+                    "NetworkInterfaces": [Match.object_like({"AssociatePublicIpAddress": False})],
+                    "ImageId": {"Ref": Match.string_like_regexp("al2023")},
+                }
+            )
+        },
     )
     for launch_template in template.find_resources("AWS::EC2::LaunchTemplate").values():
         assert "KeyName" not in launch_template["Properties"]["LaunchTemplateData"]
@@ -97,25 +116,40 @@ def test_asg_uses_elb_health_checks_with_a_grace_period_in_private_subnets(
 ) -> None:
     template.all_resources_properties(
         "AWS::AutoScaling::AutoScalingGroup",
-        {"HealthCheckType": "ELB", "HealthCheckGracePeriod": 300, "MinSize": "2", "MaxSize": "4",
-         "VPCZoneIdentifier": Match.array_with([{"Ref": Match.string_like_regexp("Private")}])},
+        {
+            "HealthCheckType": "ELB",
+            "HealthCheckGracePeriod": 300,
+            "MinSize": "2",
+            "MaxSize": "4",
+            "VPCZoneIdentifier": Match.array_with([{"Ref": Match.string_like_regexp("Private")}]),
+        },
     )
 
 
 def test_target_group_health_check_on_the_dedicated_path(template: assertions.Template) -> None:
     template.all_resources_properties(
         "AWS::ElasticLoadBalancingV2::TargetGroup",
-        {"Port": 8000, "Protocol": "HTTP", "HealthCheckPath": "/healthz",
-         "HealthCheckIntervalSeconds": 15, "HealthCheckTimeoutSeconds": 5,
-         "HealthyThresholdCount": 2, "UnhealthyThresholdCount": 3, "Matcher": {"HttpCode": "200"}},
+        {
+            "Port": 8000,
+            "Protocol": "HTTP",
+            "HealthCheckPath": "/healthz",
+            "HealthCheckIntervalSeconds": 15,
+            "HealthCheckTimeoutSeconds": 5,
+            "HealthyThresholdCount": 2,
+            "UnhealthyThresholdCount": 3,
+            "Matcher": {"HttpCode": "200"},
+        },
     )
 
 
 def test_listener_on_port_80_forwards_to_the_target_group(template: assertions.Template) -> None:
     template.all_resources_properties(
         "AWS::ElasticLoadBalancingV2::Listener",
-        {"Port": 80, "Protocol": "HTTP",
-         "DefaultActions": [{"Type": "forward", "TargetGroupArn": Match.any_value()}]},
+        {
+            "Port": 80,
+            "Protocol": "HTTP",
+            "DefaultActions": [{"Type": "forward", "TargetGroupArn": Match.any_value()}],
+        },
     )
     template.all_resources_properties(
         "AWS::ElasticLoadBalancingV2::LoadBalancer", {"Scheme": "internet-facing"}
@@ -142,16 +176,33 @@ def test_instances_take_the_app_port_from_the_alb_only(coupled) -> None:  # type
     ]
 
 
-def test_instance_role_has_ssm_access_and_reads_the_app_asset(template: assertions.Template) -> None:
+def test_instance_role_has_ssm_access_and_reads_the_app_asset(
+    template: assertions.Template,
+) -> None:
     template.has_resource_properties(
         "AWS::IAM::Role",
-        {"ManagedPolicyArns": [{"Fn::Join": ["", Match.array_with([
-            Match.string_like_regexp("AmazonSSMManagedInstanceCore")])]}]},
+        {
+            "ManagedPolicyArns": [
+                {
+                    "Fn::Join": [
+                        "",
+                        Match.array_with(
+                            [Match.string_like_regexp("AmazonSSMManagedInstanceCore")]
+                        ),
+                    ]
+                }
+            ]
+        },
     )
     template.has_resource_properties(
         "AWS::IAM::Policy",
-        {"PolicyDocument": {"Statement": Match.array_with([Match.object_like({
-            "Action": Match.array_with(["s3:GetObject*"])})])}},
+        {
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [Match.object_like({"Action": Match.array_with(["s3:GetObject*"])})]
+                )
+            }
+        },
     )
 
 
@@ -172,7 +223,9 @@ def test_rolling_update_and_creation_wait_for_the_boot_signal(coupled) -> None: 
     assert "aws-cfn-bootstrap" in env_value(user_data, "EXTRA_DNF_PACKAGES")
 
 
-def test_user_data_installs_python_312_and_the_pinned_gunicorn(template: assertions.Template) -> None:
+def test_user_data_installs_python_312_and_the_pinned_gunicorn(
+    template: assertions.Template,
+) -> None:
     from gunicorn_alb.rendering import GUNICORN_VERSION
 
     for launch_template_id in template.find_resources("AWS::EC2::LaunchTemplate"):
@@ -181,3 +234,19 @@ def test_user_data_installs_python_312_and_the_pinned_gunicorn(template: asserti
         assert env_value(user_data, "GUNICORN_VERSION") == GUNICORN_VERSION
         assert re.search(r"^exec /usr/local/sbin/gunicorn-alb-boot", user_data, re.M)
         assert env_value(user_data, "APP_ASSET_URL").startswith('{{"Fn::Sub": "s3://')
+
+
+def test_internal_alb_is_reachable_from_the_vpc_only() -> None:
+    stack, vpc = new_stack()
+    service = ApplicationLoadBalancedGunicornService(stack, "Service", vpc=vpc, internal=True)
+    template = assertions.Template.from_stack(stack)
+    template.has_resource_properties(
+        "AWS::ElasticLoadBalancingV2::LoadBalancer", {"Scheme": "internal"}
+    )
+    alb_sg = _logical_id(service, service.load_balancer.connections.security_groups[0])
+    rules = template.find_resources("AWS::EC2::SecurityGroup")[alb_sg]["Properties"][
+        "SecurityGroupIngress"
+    ]
+    assert [(r["CidrIp"], r["FromPort"]) for r in rules] == [
+        ({"Fn::GetAtt": [_logical_id(service, vpc), "CidrBlock"]}, 80)
+    ]
