@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The reference app: reads context and builds the stack. No resources here, no AWS calls.
 
-    npx cdk synth -c idleTimeoutSeconds=120 -c keepaliveMarginSeconds=5
+npx cdk synth -c idleTimeoutSeconds=120 -c keepaliveMarginSeconds=5
 """
 
 import aws_cdk as cdk
@@ -17,7 +17,9 @@ def context_int(app: cdk.App, key: str, default: int) -> int:
     try:
         return int(str(value))
     except ValueError:
-        raise SystemExit(f"context {key} must be a whole number of seconds, got {value!r}") from None
+        raise SystemExit(
+            f"context {key} must be a whole number of seconds, got {value!r}"
+        ) from None
 
 
 app = cdk.App()

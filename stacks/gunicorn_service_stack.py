@@ -1,4 +1,4 @@
-"""The reference stack: a VPC and the construct, with the idle timeout as a deploy-time parameter."""
+"""The reference stack: a VPC and the construct; the idle timeout is a deploy-time parameter."""
 
 from __future__ import annotations
 

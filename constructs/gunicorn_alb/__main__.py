@@ -71,10 +71,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gunicorn_alb")
     commands = parser.add_subparsers(dest="command", required=True)
     render = commands.add_parser("render", help="write the files an instance receives")
-    render.add_argument("--idle-timeout", type=int, default=timeouts.IDLE_TIMEOUT_DEFAULT,
-                        help="ALB idle timeout in seconds (default: %(default)s)")
-    render.add_argument("--keepalive-margin", type=int, default=timeouts.KEEPALIVE_MARGIN_DEFAULT,
-                        help="seconds added for Gunicorn's keepalive (default: %(default)s)")
+    render.add_argument(
+        "--idle-timeout",
+        type=int,
+        default=timeouts.IDLE_TIMEOUT_DEFAULT,
+        help="ALB idle timeout in seconds (default: %(default)s)",
+    )
+    render.add_argument(
+        "--keepalive-margin",
+        type=int,
+        default=timeouts.KEEPALIVE_MARGIN_DEFAULT,
+        help="seconds added for Gunicorn's keepalive (default: %(default)s)",
+    )
     render.add_argument("--out", required=True, help="directory to write the files to")
     render.add_argument("--app-port", type=int, default=8000)
     render.add_argument("--health-check-path", default="/healthz")
@@ -85,12 +93,19 @@ def main(argv: list[str] | None = None) -> int:
     render.add_argument("--workers-per-cpu", type=int, default=2)
     render.add_argument("--max-requests", type=int, default=0)
     render.add_argument("--max-requests-jitter", type=int, default=0)
-    render.add_argument("--vpc-cidr", default="10.0.0.0/16",
-                        help="the VPC CIDR Gunicorn trusts for X-Forwarded-* (default: %(default)s)")
-    render.add_argument("--asset-url", default="s3://ASSET-BUCKET/ASSET-KEY.zip",
-                        help="the app asset's S3 URL (a stack fills in its own)")
-    render.add_argument("--stack-name", default="",
-                        help="CloudFormation stack to signal (default: none, no signal)")
+    render.add_argument(
+        "--vpc-cidr",
+        default="10.0.0.0/16",
+        help="the VPC CIDR Gunicorn trusts for X-Forwarded-* (default: %(default)s)",
+    )
+    render.add_argument(
+        "--asset-url",
+        default="s3://ASSET-BUCKET/ASSET-KEY.zip",
+        help="the app asset's S3 URL (a stack fills in its own)",
+    )
+    render.add_argument(
+        "--stack-name", default="", help="CloudFormation stack to signal (default: none, no signal)"
+    )
     render.add_argument("--signal-resource", default="AutoScalingGroup")
     render.add_argument("--region", default="us-east-1")
     args = parser.parse_args(argv)

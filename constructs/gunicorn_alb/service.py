@@ -24,7 +24,9 @@ SIGNAL_TIMEOUT = cdk.Duration.minutes(15)
 """How long CloudFormation waits for each new instance's success signal. The boot script gives up
 on the health path after ``rendering.HEALTH_WAIT_SECONDS`` (10 min) and signals failure first."""
 
-_WSGI_TARGET = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
+_WSGI_TARGET = re.compile(
+    r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$"
+)
 _HEALTH_PATH = re.compile(r"^/[A-Za-z0-9._~/-]*$")
 _REQUIREMENTS = re.compile(r"^[A-Za-z0-9._/-]+$")
 
@@ -132,7 +134,11 @@ class ApplicationLoadBalancedGunicornService(Construct):
         max_requests_jitter: int = 0,
     ) -> None:
         super().__init__(scope, id)
-        idle = cdk.Duration.seconds(timeouts.IDLE_TIMEOUT_DEFAULT) if idle_timeout is None else idle_timeout
+        idle = (
+            cdk.Duration.seconds(timeouts.IDLE_TIMEOUT_DEFAULT)
+            if idle_timeout is None
+            else idle_timeout
+        )
         idle_seconds = idle.to_seconds(integral=False)
         idle_is_token = cdk.Token.is_unresolved(idle_seconds)
 
@@ -185,7 +191,9 @@ class ApplicationLoadBalancedGunicornService(Construct):
         problems += _check_ports(listener_port=listener_port, app_port=app_port)
         problems += _check_capacity(min_capacity, max_capacity, desired_capacity)
         if not isinstance(workers_per_cpu, int) or workers_per_cpu < 1:
-            problems.append(f"workers_per_cpu must be a whole number of at least 1, got {workers_per_cpu!r}")
+            problems.append(
+                f"workers_per_cpu must be a whole number of at least 1, got {workers_per_cpu!r}"
+            )
         if not _HEALTH_PATH.match(health_check_path):
             problems.append(
                 f"health_check_path must start with / and use only letters, digits and ._~/-, "
@@ -217,7 +225,8 @@ class ApplicationLoadBalancedGunicornService(Construct):
         )
         if internal:
             self.load_balancer.connections.allow_from(
-                ec2.Peer.ipv4(vpc.vpc_cidr_block), ec2.Port.tcp(listener_port),
+                ec2.Peer.ipv4(vpc.vpc_cidr_block),
+                ec2.Port.tcp(listener_port),
                 "HTTP from the VPC",
             )
 
@@ -321,7 +330,9 @@ class ApplicationLoadBalancedGunicornService(Construct):
         assert isinstance(asg_resource, cdk.CfnResource)
         config = rendering.InstanceConfig(
             timeouts=coupled,
-            idle_timeout=cdk.Token.as_string(idle_seconds) if idle_is_token else str(int(idle_seconds)),
+            idle_timeout=cdk.Token.as_string(idle_seconds)
+            if idle_is_token
+            else str(int(idle_seconds)),
             app_port=app_port,
             health_check_path=health_check_path,
             wsgi_app=wsgi_app,
@@ -372,7 +383,8 @@ def _check_capacity(minimum: int, maximum: int, desired: int | None) -> list[str
             ("max_capacity", maximum, 2),
             ("desired_capacity", desired, 0),
         )
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low)
+        if value is not None
+        and (isinstance(value, bool) or not isinstance(value, int) or value < low)
     ]
     if problems:
         return problems
@@ -407,7 +419,9 @@ def _check_app(
             return None, ""
     if _WSGI_TARGET.match(wsgi_app):
         module = wsgi_app.split(":", 1)[0].replace(".", "/")
-        if not ((directory / f"{module}.py").is_file() or (directory / module / "__init__.py").is_file()):
+        if not (
+            (directory / f"{module}.py").is_file() or (directory / module / "__init__.py").is_file()
+        ):
             problems.append(
                 f"wsgi_app {wsgi_app!r} names module {module.replace('/', '.')!r}, but "
                 f"app_directory {str(directory)!r} has no {module}.py or {module}/__init__.py"
@@ -416,10 +430,12 @@ def _check_app(
         return directory, "requirements.txt" if (directory / "requirements.txt").is_file() else ""
     if not _REQUIREMENTS.match(app_requirements) or ".." in app_requirements.split("/"):
         problems.append(
-            f"app_requirements must be a relative path inside app_directory, got {app_requirements!r}"
+            "app_requirements must be a relative path inside app_directory, "
+            f"got {app_requirements!r}"
         )
     elif not (directory / app_requirements).is_file():
         problems.append(
-            f"app_requirements {app_requirements!r} is not a file in app_directory {str(directory)!r}"
+            f"app_requirements {app_requirements!r} is not a file in app_directory "
+            f"{str(directory)!r}"
         )
     return directory, app_requirements

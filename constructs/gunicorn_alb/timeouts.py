@@ -195,14 +195,18 @@ def derive_timeouts(
     )
     graceful_override = _whole(problems, "graceful_timeout", graceful_timeout, 1)
     stop_override = _whole(problems, "stop_timeout", stop_timeout, 1)
-    interval = _whole(problems, "health_check_interval", health_check_interval,
-                      *HEALTH_CHECK_INTERVAL_RANGE)
-    hc_timeout = _whole(problems, "health_check_timeout", health_check_timeout,
-                        *HEALTH_CHECK_TIMEOUT_RANGE)
-    healthy = _count(problems, "healthy_threshold", healthy_threshold,
-                     *HEALTH_CHECK_THRESHOLD_RANGE)
-    unhealthy = _count(problems, "unhealthy_threshold", unhealthy_threshold,
-                       *HEALTH_CHECK_THRESHOLD_RANGE)
+    interval = _whole(
+        problems, "health_check_interval", health_check_interval, *HEALTH_CHECK_INTERVAL_RANGE
+    )
+    hc_timeout = _whole(
+        problems, "health_check_timeout", health_check_timeout, *HEALTH_CHECK_TIMEOUT_RANGE
+    )
+    healthy = _count(
+        problems, "healthy_threshold", healthy_threshold, *HEALTH_CHECK_THRESHOLD_RANGE
+    )
+    unhealthy = _count(
+        problems, "unhealthy_threshold", unhealthy_threshold, *HEALTH_CHECK_THRESHOLD_RANGE
+    )
     grace = _whole(problems, "grace_period", grace_period, 0)
     recycle = _count(problems, "max_requests", max_requests, 0)
     jitter = _count(problems, "max_requests_jitter", max_requests_jitter, 0)

@@ -29,8 +29,13 @@ def _synth_seconds(script: Path, runs: int) -> list[float]:
         with tempfile.TemporaryDirectory() as out:
             env = {**os.environ, "CDK_OUTDIR": out, "CDK_CONTEXT_JSON": json.dumps(context)}
             start = time.perf_counter()
-            subprocess.run([sys.executable, str(script)], cwd=ROOT, env=env, check=True,
-                           stdout=subprocess.DEVNULL)
+            subprocess.run(
+                [sys.executable, str(script)],
+                cwd=ROOT,
+                env=env,
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
             times.append(time.perf_counter() - start)
     return times
 
@@ -44,15 +49,24 @@ def main() -> int:
     bare = _synth_seconds(ROOT / "tests" / "bench" / "bare_app.py", args.runs)
     reference = _synth_seconds(ROOT / "app.py", args.runs)
     bare_median, reference_median = statistics.median(bare), statistics.median(reference)
-    print(f"bare ALB+ASG synth     median {bare_median:6.2f} s  "
-          f"(runs: {', '.join(f'{t:.2f}' for t in bare)})")
-    print(f"reference app synth    median {reference_median:6.2f} s  "
-          f"(runs: {', '.join(f'{t:.2f}' for t in reference)})")
+    print(
+        f"bare ALB+ASG synth     median {bare_median:6.2f} s  "
+        f"(runs: {', '.join(f'{t:.2f}' for t in bare)})"
+    )
+    print(
+        f"reference app synth    median {reference_median:6.2f} s  "
+        f"(runs: {', '.join(f'{t:.2f}' for t in reference)})"
+    )
     print(f"reference / bare       {reference_median / bare_median:6.2f} x   (budget 1.25 x)")
     if not args.no_suite:
         start = time.perf_counter()
-        result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
-                                cwd=ROOT, capture_output=True, text=True, check=False)
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         suite = time.perf_counter() - start
         summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else "?"
         print(f"test suite             {suite:6.2f} s  ({summary})")

@@ -21,12 +21,19 @@ def _cdk(root: Path, out: Path, *args: str) -> subprocess.CompletedProcess[str]:
         "PATH": f"{root / 'node_modules' / '.bin'}{os.pathsep}{os.environ['PATH']}",
         "CDK_DISABLE_CLI_TELEMETRY": "true",
         # No credentials anywhere: synth must not need them.
-        "AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_PROFILE": "",
+        "AWS_ACCESS_KEY_ID": "",
+        "AWS_SECRET_ACCESS_KEY": "",
+        "AWS_PROFILE": "",
         "AWS_EC2_METADATA_DISABLED": "true",
     }
     return subprocess.run(
         [str(cdk), "synth", "--no-notices", "--quiet", "-o", str(out), *args],
-        cwd=root, env=env, capture_output=True, text=True, timeout=300, check=False,
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
 
 

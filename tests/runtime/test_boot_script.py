@@ -18,7 +18,10 @@ def _bash(script: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     boot.write_text(rendering.boot_script())
     return subprocess.run(
         ["bash", "-c", f"set -euo pipefail\nsource {boot}\n{script}"],
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 
@@ -26,8 +29,9 @@ def test_boot_script_passes_shellcheck(require, tmp_path: Path) -> None:  # type
     shellcheck = require("shellcheck")
     boot = tmp_path / "boot.sh"
     boot.write_text(rendering.boot_script())
-    result = subprocess.run([shellcheck, "--severity=style", str(boot)], capture_output=True,
-                            text=True, check=False)
+    result = subprocess.run(
+        [shellcheck, "--severity=style", str(boot)], capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0, result.stdout
 
 
@@ -37,8 +41,12 @@ def test_whole_user_data_passes_shellcheck(require, tmp_path: Path) -> None:  # 
 
     user_data = tmp_path / "user-data.sh"
     user_data.write_text(rendering.render_user_data(config()))
-    result = subprocess.run([shellcheck, "--severity=style", str(user_data)],
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [shellcheck, "--severity=style", str(user_data)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout
 
 
@@ -48,10 +56,10 @@ def test_bash_derivation_matches_the_python_model_for_every_idle_timeout(tmp_pat
     script = "\n".join(
         f"""for idle in $(seq 1 4000); do
   IDLE_TIMEOUT_SECONDS=$idle KEEPALIVE_MARGIN_SECONDS={margin}
-  DEREGISTRATION_DELAY_SECONDS={drain or '$(( idle < 3600 ? idle : 3600 ))'}
+  DEREGISTRATION_DELAY_SECONDS={drain or "$(( idle < 3600 ? idle : 3600 ))"}
   GRACEFUL_TIMEOUT_SECONDS= STOP_TIMEOUT_SECONDS=
   derive_timeouts
-  echo "{margin} {drain or '-'} $idle $KEEPALIVE $GRACEFUL_TIMEOUT $STOP_TIMEOUT"
+  echo "{margin} {drain or "-"} $idle $KEEPALIVE $GRACEFUL_TIMEOUT $STOP_TIMEOUT"
 done"""
         for margin, drain in cases
     )
@@ -62,11 +70,14 @@ done"""
     for line in lines:
         margin, drain, idle, keepalive, graceful, stop = line.split()
         model = derive_timeouts(
-            int(idle), keepalive_margin=int(margin),
+            int(idle),
+            keepalive_margin=int(margin),
             deregistration_delay=None if drain == "-" else int(drain),
         )
         assert (int(keepalive), int(graceful), int(stop)) == (
-            model.keepalive, model.graceful_timeout, model.stop_timeout,
+            model.keepalive,
+            model.graceful_timeout,
+            model.stop_timeout,
         ), line
 
 
@@ -90,8 +101,10 @@ def test_bash_honours_overrides_like_the_model(tmp_path: Path) -> None:
         ("IDLE_TIMEOUT_SECONDS=", "IDLE_TIMEOUT_SECONDS must be a whole number of seconds"),
         ("KEEPALIVE_MARGIN_SECONDS=0", "KEEPALIVE_MARGIN_SECONDS must be at least 1, got 0"),
         # A parameter-mode stack with a short drain override: checked on the instance.
-        ("IDLE_TIMEOUT_SECONDS=600 GRACEFUL_TIMEOUT_SECONDS=90 DEREGISTRATION_DELAY_SECONDS=60",
-         "graceful timeout 90 s exceeds the deregistration delay 60 s"),
+        (
+            "IDLE_TIMEOUT_SECONDS=600 GRACEFUL_TIMEOUT_SECONDS=90 DEREGISTRATION_DELAY_SECONDS=60",
+            "graceful timeout 90 s exceeds the deregistration delay 60 s",
+        ),
         ("STOP_TIMEOUT_SECONDS=60", "stop timeout 60 s must exceed the graceful timeout 60 s"),
     ],
 )
@@ -133,6 +146,6 @@ def test_coupling_files_carry_the_derived_values(tmp_path: Path) -> None:
 def test_signal_is_sent_only_after_the_health_wait() -> None:
     """main() runs the health wait before the success signal, and signals failure on exit."""
     script = rendering.boot_script()
-    body = script[script.index("main() {"):]
+    body = script[script.index("main() {") :]
     assert body.index("wait_healthy") < body.index("signal_cloudformation 0")
     assert "trap on_exit EXIT" in body

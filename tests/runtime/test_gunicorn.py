@@ -28,14 +28,29 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     """The files from the `render` command, and the environment the real boot script derives."""
     out = tmp_path_factory.mktemp("render")
     subprocess.run(
-        [sys.executable, "-m", "gunicorn_alb", "render", "--idle-timeout", str(IDLE),
-         "--keepalive-margin", str(MARGIN), "--out", str(out)],
-        check=True, capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "gunicorn_alb",
+            "render",
+            "--idle-timeout",
+            str(IDLE),
+            "--keepalive-margin",
+            str(MARGIN),
+            "--out",
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
     )
     root = out / "root"
     subprocess.run(
-        ["bash", "-c", f"source {out}/gunicorn-alb-boot; source {out}/boot.env; "
-                       f"derive_timeouts; write_coupling_files {root}"],
+        [
+            "bash",
+            "-c",
+            f"source {out}/gunicorn-alb-boot; source {out}/boot.env; "
+            f"derive_timeouts; write_coupling_files {root}",
+        ],
         check=True,
     )
     coupling = (root / "etc/gunicorn-alb/coupling.env").read_text()
@@ -57,8 +72,12 @@ def _gunicorn_settings(conf: Path, env: dict[str, str]) -> subprocess.CompletedP
         "'max_requests', 'control_socket_disable')}))\n"
     )
     return subprocess.run(
-        [sys.executable, "-c", code], env={**os.environ, **env}, capture_output=True, text=True,
-        check=False, timeout=60,
+        [sys.executable, "-c", code],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
     )
 
 
@@ -78,9 +97,22 @@ def test_gunicorn_reads_the_coupled_keepalive_from_the_rendered_config(rendered)
 def test_fails_when_gunicorn_starts_without_the_coupled_values(rendered) -> None:  # type: ignore[no-untyped-def]
     env = {k: v for k, v in os.environ.items() if not k.startswith("GUNICORN_ALB_")}
     result = subprocess.run(
-        [sys.executable, "-m", "gunicorn", "--check-config", "--config", str(rendered["conf"]),
-         "--chdir", str(SAMPLE_APP), "app:application"],
-        env=env, capture_output=True, text=True, check=False, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--check-config",
+            "--config",
+            str(rendered["conf"]),
+            "--chdir",
+            str(SAMPLE_APP),
+            "app:application",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
     )
     assert result.returncode != 0
     assert "GUNICORN_ALB_KEEPALIVE is not set" in result.stdout + result.stderr
@@ -88,10 +120,22 @@ def test_fails_when_gunicorn_starts_without_the_coupled_values(rendered) -> None
 
 def test_gunicorn_check_config_accepts_the_rendered_config(rendered) -> None:  # type: ignore[no-untyped-def]
     result = subprocess.run(
-        [sys.executable, "-m", "gunicorn", "--check-config", "--config", str(rendered["conf"]),
-         "--chdir", str(SAMPLE_APP), "app:application"],
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--check-config",
+            "--config",
+            str(rendered["conf"]),
+            "--chdir",
+            str(SAMPLE_APP),
+            "app:application",
+        ],
         env={**os.environ, **rendered["env"], "PYTHONDONTWRITEBYTECODE": "1"},
-        capture_output=True, text=True, check=False, timeout=60,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -107,11 +151,23 @@ def served(rendered) -> Iterator[int]:  # type: ignore[no-untyped-def]
     """Real Gunicorn with the rendered config serving the sample app on a loopback port."""
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--config", str(rendered["conf"]),
-         "--bind", f"127.0.0.1:{port}", "--workers", "2", "--chdir", str(SAMPLE_APP),
-         "app:application"],
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--config",
+            str(rendered["conf"]),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "2",
+            "--chdir",
+            str(SAMPLE_APP),
+            "app:application",
+        ],
         env={**os.environ, **rendered["env"], "PYTHONDONTWRITEBYTECODE": "1"},
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     try:
         deadline = time.monotonic() + 30
@@ -119,9 +175,10 @@ def served(rendered) -> Iterator[int]:  # type: ignore[no-untyped-def]
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
                 break
-            except OSError:
+            except OSError as error:
                 if process.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(process.stderr.read().decode() if process.stderr else "")
+                    stderr = process.stderr.read().decode() if process.stderr else ""
+                    raise AssertionError(f"Gunicorn did not start: {stderr}") from error
                 time.sleep(0.1)
         yield port
     finally:

@@ -28,8 +28,12 @@ def _verify(require, tmp_path: Path, unit_text: str) -> subprocess.CompletedProc
     boot = tmp_path / "boot.sh"
     boot.write_text(rendering.boot_script())
     subprocess.run(
-        ["bash", "-c", f"source {boot}; IDLE_TIMEOUT_SECONDS=60 KEEPALIVE_MARGIN_SECONDS=5 "
-         f"DEREGISTRATION_DELAY_SECONDS=60; derive_timeouts; write_coupling_files {tmp_path}/r"],
+        [
+            "bash",
+            "-c",
+            f"source {boot}; IDLE_TIMEOUT_SECONDS=60 KEEPALIVE_MARGIN_SECONDS=5 "
+            f"DEREGISTRATION_DELAY_SECONDS=60; derive_timeouts; write_coupling_files {tmp_path}/r",
+        ],
         check=True,
     )
     drop_in = tmp_path / "r/etc/systemd/system/gunicorn-app.service.d/50-coupling.conf"
@@ -39,11 +43,33 @@ def _verify(require, tmp_path: Path, unit_text: str) -> subprocess.CompletedProc
     (venv / "gunicorn").write_text("#!/bin/sh\n")
     (venv / "gunicorn").chmod(0o755)
     return subprocess.run(
-        [bwrap, "--bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
-         "--tmpfs", "/opt", "--ro-bind", str(tmp_path / "venv"), "/opt/gunicorn-alb/venv",
-         "--tmpfs", "/etc/systemd/system", "--ro-bind", str(units), "/etc/systemd/system",
-         "systemd-analyze", "verify", "/etc/systemd/system/gunicorn-app.service"],
-        capture_output=True, text=True, check=False, timeout=60,
+        [
+            bwrap,
+            "--bind",
+            "/",
+            "/",
+            "--dev",
+            "/dev",
+            "--proc",
+            "/proc",
+            "--tmpfs",
+            "/opt",
+            "--ro-bind",
+            str(tmp_path / "venv"),
+            "/opt/gunicorn-alb/venv",
+            "--tmpfs",
+            "/etc/systemd/system",
+            "--ro-bind",
+            str(units),
+            "/etc/systemd/system",
+            "systemd-analyze",
+            "verify",
+            "/etc/systemd/system/gunicorn-app.service",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
     )
 
 
@@ -63,9 +89,15 @@ def test_stop_timeout_exceeds_gunicorns_graceful_timeout(tmp_path: Path) -> None
     boot = tmp_path / "boot.sh"
     boot.write_text(rendering.boot_script())
     result = subprocess.run(
-        ["bash", "-c", f"source {boot}; IDLE_TIMEOUT_SECONDS=60 KEEPALIVE_MARGIN_SECONDS=5 "
-         "DEREGISTRATION_DELAY_SECONDS=60 derive_timeouts; echo $GRACEFUL_TIMEOUT $STOP_TIMEOUT"],
-        capture_output=True, text=True, check=True,
+        [
+            "bash",
+            "-c",
+            f"source {boot}; IDLE_TIMEOUT_SECONDS=60 KEEPALIVE_MARGIN_SECONDS=5 "
+            "DEREGISTRATION_DELAY_SECONDS=60 derive_timeouts; echo $GRACEFUL_TIMEOUT $STOP_TIMEOUT",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     graceful, stop = map(int, result.stdout.split())
     assert stop > graceful

@@ -15,7 +15,10 @@ def synthesized() -> tuple[assertions.Template, ApplicationLoadBalancedGunicornS
     stack, vpc = new_stack()
     idle = cdk.CfnParameter(stack, "Idle", type="Number", min_value=1, max_value=4000, default=60)
     service = ApplicationLoadBalancedGunicornService(
-        stack, "Service", vpc=vpc, idle_timeout=cdk.Duration.seconds(idle.value_as_number),
+        stack,
+        "Service",
+        vpc=vpc,
+        idle_timeout=cdk.Duration.seconds(idle.value_as_number),
         keepalive_margin=cdk.Duration.seconds(7),
     )
     return assertions.Template.from_stack(stack), service
@@ -25,8 +28,11 @@ def test_alb_attribute_references_the_parameter(synthesized) -> None:  # type: i
     template, _ = synthesized
     template.has_resource_properties(
         "AWS::ElasticLoadBalancingV2::LoadBalancer",
-        {"LoadBalancerAttributes": assertions.Match.array_with(
-            [{"Key": "idle_timeout.timeout_seconds", "Value": {"Ref": "Idle"}}])},
+        {
+            "LoadBalancerAttributes": assertions.Match.array_with(
+                [{"Key": "idle_timeout.timeout_seconds", "Value": {"Ref": "Idle"}}]
+            )
+        },
     )
 
 
@@ -43,6 +49,9 @@ def test_deregistration_delay_takes_the_bound_for_any_idle_timeout(synthesized) 
     template, _ = synthesized
     template.has_resource_properties(
         "AWS::ElasticLoadBalancingV2::TargetGroup",
-        {"TargetGroupAttributes": assertions.Match.array_with(
-            [{"Key": "deregistration_delay.timeout_seconds", "Value": "3600"}])},
+        {
+            "TargetGroupAttributes": assertions.Match.array_with(
+                [{"Key": "deregistration_delay.timeout_seconds", "Value": "3600"}]
+            )
+        },
     )

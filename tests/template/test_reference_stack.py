@@ -18,16 +18,26 @@ def template() -> assertions.Template:
 def test_idle_timeout_is_a_bounded_number_parameter(template: assertions.Template) -> None:
     template.has_parameter(
         "IdleTimeoutSeconds",
-        {"Type": "Number", "MinValue": 1, "MaxValue": 4000, "Default": 60,
-         "Description": Match.string_like_regexp(r"this value \+ 5 s \(65 s for the default 60 s\)")},
+        {
+            "Type": "Number",
+            "MinValue": 1,
+            "MaxValue": 4000,
+            "Default": 60,
+            "Description": Match.string_like_regexp(
+                r"this value \+ 5 s \(65 s for the default 60 s\)"
+            ),
+        },
     )
 
 
 def test_alb_and_instances_take_the_same_parameter(template: assertions.Template) -> None:
     template.has_resource_properties(
         "AWS::ElasticLoadBalancingV2::LoadBalancer",
-        {"LoadBalancerAttributes": Match.array_with(
-            [{"Key": "idle_timeout.timeout_seconds", "Value": {"Ref": "IdleTimeoutSeconds"}}])},
+        {
+            "LoadBalancerAttributes": Match.array_with(
+                [{"Key": "idle_timeout.timeout_seconds", "Value": {"Ref": "IdleTimeoutSeconds"}}]
+            )
+        },
     )
     user_data = user_data_text(template)
     assert env_value(user_data, "IDLE_TIMEOUT_SECONDS") == '{{"Ref": "IdleTimeoutSeconds"}}'
@@ -58,10 +68,15 @@ def test_the_parameter_default_follows_the_context() -> None:
     )
     template.has_parameter(
         "IdleTimeoutSeconds",
-        {"Default": 120, "Description": Match.string_like_regexp(r"\(125 s for the default 120 s\)")},
+        {
+            "Default": 120,
+            "Description": Match.string_like_regexp(r"\(125 s for the default 120 s\)"),
+        },
     )
 
 
 def test_fails_when_the_context_idle_timeout_is_out_of_range() -> None:
-    with pytest.raises(ValueError, match="idle_timeout must be between 1 and 4000 seconds, got 5000"):
+    with pytest.raises(
+        ValueError, match="idle_timeout must be between 1 and 4000 seconds, got 5000"
+    ):
         GunicornServiceStack(new_app(), "Reference", idle_timeout_seconds=5000)

@@ -24,35 +24,49 @@ def fails(match: str, **props: Any) -> None:
 
 
 def test_fails_when_idle_timeout_is_above_4000_seconds() -> None:
-    fails(r"idle_timeout must be between 1 and 4000 seconds, got 5000",
-          idle_timeout=cdk.Duration.seconds(5000))
+    fails(
+        r"idle_timeout must be between 1 and 4000 seconds, got 5000",
+        idle_timeout=cdk.Duration.seconds(5000),
+    )
 
 
 def test_fails_when_idle_timeout_is_not_whole_seconds() -> None:
-    fails(r"idle_timeout must be a whole number of seconds between 1 and 4000, got 1\.5",
-          idle_timeout=cdk.Duration.millis(1500))
+    fails(
+        r"idle_timeout must be a whole number of seconds between 1 and 4000, got 1\.5",
+        idle_timeout=cdk.Duration.millis(1500),
+    )
 
 
 def test_fails_when_keepalive_margin_is_below_one_second() -> None:
-    fails(r"keepalive_margin must be a whole number of seconds at least 1, got 0\.5",
-          keepalive_margin=cdk.Duration.millis(500))
+    fails(
+        r"keepalive_margin must be a whole number of seconds at least 1, got 0\.5",
+        keepalive_margin=cdk.Duration.millis(500),
+    )
 
 
 def test_fails_when_worker_class_ignores_keepalive() -> None:
-    fails(r"worker_class must be one that honours keep-alive \(gevent, gthread\), got 'sync'",
-          worker_class="sync")
+    fails(
+        r"worker_class must be one that honours keep-alive \(gevent, gthread\), got 'sync'",
+        worker_class="sync",
+    )
 
 
 @pytest.mark.parametrize(
     ("props", "message"),
     [
-        ({"min_capacity": 3, "max_capacity": 2},
-         "min_capacity <= max_capacity, got min_capacity=3, max_capacity=2"),
-        ({"min_capacity": 2, "desired_capacity": 5, "max_capacity": 4},
-         "min_capacity <= desired_capacity <= max_capacity, got min_capacity=2, "
-         "desired_capacity=5, max_capacity=4"),
-        ({"min_capacity": 1, "max_capacity": 1},
-         "max_capacity must be a whole number of at least 2, got 1"),
+        (
+            {"min_capacity": 3, "max_capacity": 2},
+            "min_capacity <= max_capacity, got min_capacity=3, max_capacity=2",
+        ),
+        (
+            {"min_capacity": 2, "desired_capacity": 5, "max_capacity": 4},
+            "min_capacity <= desired_capacity <= max_capacity, got min_capacity=2, "
+            "desired_capacity=5, max_capacity=4",
+        ),
+        (
+            {"min_capacity": 1, "max_capacity": 1},
+            "max_capacity must be a whole number of at least 2, got 1",
+        ),
     ],
 )
 def test_fails_when_capacities_are_out_of_order(props: dict[str, int], message: str) -> None:
@@ -63,33 +77,46 @@ def test_capacities_may_be_tokens() -> None:
     stack, vpc = new_stack()
     size = cdk.CfnParameter(stack, "Size", type="Number", default=2)
     ApplicationLoadBalancedGunicornService(
-        stack, "Service", vpc=vpc, min_capacity=size.value_as_number,  # type: ignore[arg-type]
+        stack,
+        "Service",
+        vpc=vpc,
+        min_capacity=size.value_as_number,  # type: ignore[arg-type]
     )
 
 
 def test_fails_when_app_directory_is_missing(tmp_path: Path) -> None:
     missing = tmp_path / "nope"
-    fails(rf"app_directory must be an existing directory, got '{re.escape(str(missing))}'",
-          app_directory=str(missing))
+    fails(
+        rf"app_directory must be an existing directory, got '{re.escape(str(missing))}'",
+        app_directory=str(missing),
+    )
 
 
 def test_fails_when_app_directory_lacks_the_wsgi_module(tmp_path: Path) -> None:
     (tmp_path / "other.py").write_text("")
-    fails(r"wsgi_app 'mysite.wsgi:application' names module 'mysite.wsgi', but app_directory "
-          r".* has no mysite/wsgi.py", app_directory=str(tmp_path),
-          wsgi_app="mysite.wsgi:application")
+    fails(
+        r"wsgi_app 'mysite.wsgi:application' names module 'mysite.wsgi', but app_directory "
+        r".* has no mysite/wsgi.py",
+        app_directory=str(tmp_path),
+        wsgi_app="mysite.wsgi:application",
+    )
 
 
 @pytest.mark.parametrize("target", ["app", "app:", "app:application:x", "my-app:application"])
 def test_fails_when_wsgi_app_is_not_module_callable(target: str) -> None:
-    fails(rf"wsgi_app must be a WSGI target of the form module:callable .*got '{target}'",
-          wsgi_app=target)
+    fails(
+        rf"wsgi_app must be a WSGI target of the form module:callable .*got '{target}'",
+        wsgi_app=target,
+    )
 
 
 def test_fails_when_app_requirements_is_not_in_the_app(tmp_path: Path) -> None:
     (tmp_path / "app.py").write_text("")
-    fails(r"app_requirements 'reqs.txt' is not a file in app_directory",
-          app_directory=str(tmp_path), app_requirements="reqs.txt")
+    fails(
+        r"app_requirements 'reqs.txt' is not a file in app_directory",
+        app_directory=str(tmp_path),
+        app_requirements="reqs.txt",
+    )
 
 
 def test_fails_when_health_check_path_is_not_a_path() -> None:
@@ -134,5 +161,7 @@ def test_max_requests_draws_a_warning() -> None:
     stack = cdk.Stack.of(service)
     from aws_cdk import assertions
 
-    warnings = assertions.Annotations.from_stack(stack).find_warning("*", assertions.Match.string_like_regexp("max_requests=1000"))
+    warnings = assertions.Annotations.from_stack(stack).find_warning(
+        "*", assertions.Match.string_like_regexp("max_requests=1000")
+    )
     assert len(warnings) == 1

@@ -92,7 +92,10 @@ def test_render_command_writes_the_files_an_instance_receives(tmp_path: Path, ca
     assert main(["render", "--idle-timeout", "120", "--out", str(tmp_path)]) == 0
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == [
-        "boot.env", "gunicorn-alb-boot", "gunicorn-app.service", "gunicorn.conf.py",
+        "boot.env",
+        "gunicorn-alb-boot",
+        "gunicorn-app.service",
+        "gunicorn.conf.py",
         "user-data.sh",
     ]
     assert "SYNTH_KEEPALIVE_SECONDS=125" in (tmp_path / "boot.env").read_text()

@@ -23,7 +23,9 @@ def test_defaults_couple_keepalive_to_the_default_idle_timeout() -> None:
     assert coupled.advisories == []
 
 
-@pytest.mark.parametrize(("idle", "margin", "keepalive"), [(1, 1, 2), (120, 5, 125), (4000, 30, 4030)])
+@pytest.mark.parametrize(
+    ("idle", "margin", "keepalive"), [(1, 1, 2), (120, 5, 125), (4000, 30, 4030)]
+)
 def test_keepalive_is_idle_plus_margin(idle: int, margin: int, keepalive: int) -> None:
     assert derive_timeouts(idle, keepalive_margin=margin).keepalive == keepalive
 
@@ -86,33 +88,53 @@ def test_fails_when_idle_timeout_is_not_whole_seconds() -> None:
 
 @pytest.mark.parametrize("margin", [0, -5])
 def test_fails_when_keepalive_margin_is_below_one_second(margin: int) -> None:
-    _fails(rf"keepalive_margin must be at least 1 seconds, got {margin}", 60, keepalive_margin=margin)
+    _fails(
+        rf"keepalive_margin must be at least 1 seconds, got {margin}", 60, keepalive_margin=margin
+    )
 
 
 def test_fails_when_keepalive_margin_is_a_fraction() -> None:
-    _fails(r"keepalive_margin must be a whole number of seconds at least 1, got 0\.5", 60,
-           keepalive_margin=0.5)
+    _fails(
+        r"keepalive_margin must be a whole number of seconds at least 1, got 0\.5",
+        60,
+        keepalive_margin=0.5,
+    )
 
 
 @pytest.mark.parametrize("delay", [0, 3601])
 def test_fails_when_deregistration_delay_is_out_of_range(delay: int) -> None:
-    _fails(rf"deregistration_delay must be between 1 and 3600 seconds, got {delay}", 60,
-           deregistration_delay=delay)
+    _fails(
+        rf"deregistration_delay must be between 1 and 3600 seconds, got {delay}",
+        60,
+        deregistration_delay=delay,
+    )
 
 
 def test_fails_when_graceful_timeout_exceeds_the_deregistration_delay() -> None:
-    _fails(r"graceful_timeout \(90 s\) must not exceed deregistration_delay \(60 s\).*"
-           r"graceful-within-drain", 60, graceful_timeout=90)
+    _fails(
+        r"graceful_timeout \(90 s\) must not exceed deregistration_delay \(60 s\).*"
+        r"graceful-within-drain",
+        60,
+        graceful_timeout=90,
+    )
 
 
 def test_fails_when_stop_timeout_does_not_exceed_graceful_timeout() -> None:
-    _fails(r"stop_timeout \(60 s\) must be greater than graceful_timeout \(60 s\).*"
-           r"stop-after-graceful", 60, stop_timeout=60)
+    _fails(
+        r"stop_timeout \(60 s\) must be greater than graceful_timeout \(60 s\).*"
+        r"stop-after-graceful",
+        60,
+        stop_timeout=60,
+    )
 
 
 def test_fails_when_health_check_timeout_is_not_below_the_interval() -> None:
-    _fails(r"health_check_timeout \(10 s\) must be less than health_check_interval \(10 s\)", 60,
-           health_check_interval=10, health_check_timeout=10)
+    _fails(
+        r"health_check_timeout \(10 s\) must be less than health_check_interval \(10 s\)",
+        60,
+        health_check_interval=10,
+        health_check_timeout=10,
+    )
 
 
 @pytest.mark.parametrize(("name", "value"), [("healthy_threshold", 1), ("unhealthy_threshold", 11)])
@@ -121,8 +143,12 @@ def test_fails_when_a_threshold_is_out_of_range(name: str, value: int) -> None:
 
 
 def test_fails_when_grace_period_is_shorter_than_becoming_healthy() -> None:
-    _fails(r"grace_period \(20 s\) must be at least health_check_interval x healthy_threshold "
-           r"\(15 s x 2 = 30 s\)", 60, grace_period=20)
+    _fails(
+        r"grace_period \(20 s\) must be at least health_check_interval x healthy_threshold "
+        r"\(15 s x 2 = 30 s\)",
+        60,
+        grace_period=20,
+    )
 
 
 def test_fails_when_max_requests_has_no_jitter() -> None:
@@ -138,8 +164,11 @@ def test_all_problems_are_reported_together() -> None:
 
 def test_fails_when_worker_class_is_sync() -> None:
     (problem,) = check_worker("sync", 4)
-    assert re.search(r"worker_class must be one that honours keep-alive \(gevent, gthread\), "
-                     r"got 'sync': the sync worker ignores keepalive", problem)
+    assert re.search(
+        r"worker_class must be one that honours keep-alive \(gevent, gthread\), "
+        r"got 'sync': the sync worker ignores keepalive",
+        problem,
+    )
 
 
 def test_fails_when_gthread_has_one_thread() -> None:

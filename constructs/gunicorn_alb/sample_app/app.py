@@ -2,12 +2,14 @@
 
 import os
 import socket
+from collections.abc import Callable, Iterable
+from typing import Any
 
 HEALTH_CHECK_PATH = os.environ.get("HEALTH_CHECK_PATH", "/healthz")
 _HOST = socket.gethostname()
 
 
-def application(environ, start_response):
+def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
     path = environ.get("PATH_INFO", "/")
     if path == HEALTH_CHECK_PATH:
         body = b"ok\n"
