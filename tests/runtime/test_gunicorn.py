@@ -94,49 +94,25 @@ def test_gunicorn_reads_the_coupled_keepalive_from_the_rendered_config(rendered)
     assert settings["control_socket_disable"] == "True"
 
 
+def _check_config(conf: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`gunicorn --check-config` on the rendered config, loading the sample app."""
+    return subprocess.run(
+        [sys.executable, "-m", "gunicorn", "--check-config", "--config", str(conf),
+         "--chdir", str(SAMPLE_APP), "app:application"],
+        env={**env, "PYTHONDONTWRITEBYTECODE": "1"},
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+
+
 def test_fails_when_gunicorn_starts_without_the_coupled_values(rendered) -> None:  # type: ignore[no-untyped-def]
     env = {k: v for k, v in os.environ.items() if not k.startswith("GUNICORN_ALB_")}
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--check-config",
-            "--config",
-            str(rendered["conf"]),
-            "--chdir",
-            str(SAMPLE_APP),
-            "app:application",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
+    result = _check_config(rendered["conf"], env)
     assert result.returncode != 0
     assert "GUNICORN_ALB_KEEPALIVE is not set" in result.stdout + result.stderr
 
 
 def test_gunicorn_check_config_accepts_the_rendered_config(rendered) -> None:  # type: ignore[no-untyped-def]
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--check-config",
-            "--config",
-            str(rendered["conf"]),
-            "--chdir",
-            str(SAMPLE_APP),
-            "app:application",
-        ],
-        env={**os.environ, **rendered["env"], "PYTHONDONTWRITEBYTECODE": "1"},
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
+    result = _check_config(rendered["conf"], {**os.environ, **rendered["env"]})
     assert result.returncode == 0, result.stdout + result.stderr
 
 
