@@ -28,6 +28,7 @@ GunicornServiceStack(
     "GunicornAlbReference",
     idle_timeout_seconds=context_int(app, "idleTimeoutSeconds", 60),
     keepalive_margin_seconds=context_int(app, "keepaliveMarginSeconds", 5),
+    certificate_arn=app.node.try_get_context("certificateArn"),
     description="cdk-gunicorn-alb reference: Gunicorn on EC2 behind an ALB, keep-alive coupled",
 )
 app.synth()

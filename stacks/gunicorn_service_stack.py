@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import aws_cdk as cdk
+from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
@@ -20,6 +21,8 @@ class GunicornServiceStack(cdk.Stack):
 
     :param idle_timeout_seconds: the parameter's default. Default: - 60
     :param keepalive_margin_seconds: Gunicorn keep-alive = idle timeout + this. Default: - 5
+    :param certificate_arn: an ACM certificate for HTTPS (port 80 then redirects).
+        Default: - none: HTTP only
     """
 
     def __init__(
@@ -29,6 +32,7 @@ class GunicornServiceStack(cdk.Stack):
         *,
         idle_timeout_seconds: int = timeouts.IDLE_TIMEOUT_DEFAULT,
         keepalive_margin_seconds: int = timeouts.KEEPALIVE_MARGIN_DEFAULT,
+        certificate_arn: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, id, **kwargs)
@@ -56,6 +60,7 @@ class GunicornServiceStack(cdk.Stack):
             ip_addresses=ec2.IpAddresses.cidr("10.0.0.0/16"),
             max_azs=2,
             nat_gateways=1,
+            flow_logs={"FlowLog": ec2.FlowLogOptions(traffic_type=ec2.FlowLogTrafficType.REJECT)},
         )
         service = ApplicationLoadBalancedGunicornService(
             self,
@@ -63,10 +68,17 @@ class GunicornServiceStack(cdk.Stack):
             vpc=vpc,
             idle_timeout=cdk.Duration.seconds(idle.value_as_number),
             keepalive_margin=cdk.Duration.seconds(keepalive_margin_seconds),
+            certificate=(
+                acm.Certificate.from_certificate_arn(self, "Certificate", certificate_arn)
+                if certificate_arn
+                else None
+            ),
+            deletion_protection=True,
         )
+        scheme = "https" if certificate_arn else "http"
         cdk.CfnOutput(
             self,
             "Url",
-            value=f"http://{service.load_balancer.load_balancer_dns_name}",
+            value=f"{scheme}://{service.load_balancer.load_balancer_dns_name}",
             description="The app behind the Application Load Balancer",
         )

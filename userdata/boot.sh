@@ -99,10 +99,16 @@ TimeoutStopSec=${STOP_TIMEOUT}
 EOF
 }
 
+# install_signal_tool: cfn-signal first, in a dnf transaction of its own, so that every later
+# failure (a bad input, a package that does not install) can still be signalled.
+install_signal_tool() {
+  [[ -n ${CFN_STACK:-} ]] || return 0
+  dnf install -y aws-cfn-bootstrap
+}
+
 install_python_and_gunicorn() {
   log "installing ${PYTHON} and gunicorn==${GUNICORN_VERSION}"
-  # shellcheck disable=SC2086 # EXTRA_DNF_PACKAGES is a space-separated list of package names.
-  dnf install -y "${PYTHON}" "${PYTHON}-pip" ${EXTRA_DNF_PACKAGES:-}
+  dnf install -y "${PYTHON}" "${PYTHON}-pip"
   install -d -m 0755 "$(dirname "$VENV")"
   "${PYTHON}" -m venv "$VENV"
   # shellcheck disable=SC2086 # EXTRA_PIP_PACKAGES is a space-separated list of requirements.
@@ -176,6 +182,7 @@ main() {
   # shellcheck source=/dev/null # boot.env is written by the user data at boot.
   source "$env_file"
   trap on_exit EXIT
+  install_signal_tool
   derive_timeouts
   check_synth_values
   log "ALB idle timeout ${IDLE_TIMEOUT_SECONDS} s -> Gunicorn keep-alive ${KEEPALIVE} s," \

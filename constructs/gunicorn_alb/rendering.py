@@ -21,9 +21,6 @@ GUNICORN_VERSION = "27.0.1"
 PYTHON = "python3.12"
 """The Amazon Linux 2023 package (and command) for the app's Python: AL2023's python3 is 3.9."""
 
-DNF_PACKAGES = ("aws-cfn-bootstrap",)
-"""Installed besides Python: aws-cfn-bootstrap provides cfn-signal."""
-
 HEALTH_WAIT_SECONDS = 600
 """How long the boot script waits for the health path before it signals failure."""
 
@@ -96,7 +93,6 @@ def render_boot_env(config: InstanceConfig) -> str:
         "app_requirements": config.app_requirements,
         "python": PYTHON,
         "gunicorn_version": GUNICORN_VERSION,
-        "extra_dnf_packages": " ".join(DNF_PACKAGES),
         "extra_pip_packages": " ".join(config.extra_pip_packages),
         "cfn_stack": config.cfn_stack,
         "cfn_resource": config.cfn_resource,

@@ -5,20 +5,29 @@ timeout. The numbers come from :mod:`gunicorn_alb.timeouts`; this module only wi
 
 from __future__ import annotations
 
+import ipaddress
 import re
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
 import aws_cdk as cdk
 import jsii
 from aws_cdk import aws_autoscaling as autoscaling
+from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_route53 as route53
+from aws_cdk import aws_route53_targets as route53_targets
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_assets as s3_assets
+from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from gunicorn_alb import rendering, timeouts
+from gunicorn_alb.access_logs import enable_access_logs, new_log_bucket
+from gunicorn_alb.monitoring import AlarmThresholds, ServiceMonitoring, new_alarm_topic
 
 SIGNAL_TIMEOUT = cdk.Duration.minutes(15)
 """How long CloudFormation waits for each new instance's success signal. The boot script gives up
@@ -29,6 +38,12 @@ _WSGI_TARGET = re.compile(
 )
 _HEALTH_PATH = re.compile(r"^/[A-Za-z0-9._~/-]*$")
 _REQUIREMENTS = re.compile(r"^[A-Za-z0-9._/-]+$")
+_DESYNC_MODES = {
+    "defensive": elbv2.DesyncMitigationMode.DEFENSIVE,
+    "strictest": elbv2.DesyncMitigationMode.STRICTEST,
+}
+DEFAULT_SSL_POLICY = elbv2.SslPolicy.TLS13_12_RES_PQ
+"""TLS 1.3 and 1.2 with restricted (forward-secret, AEAD) ciphers and post-quantum key exchange."""
 
 
 def _seconds(value: cdk.Duration | None) -> float | None:
@@ -60,9 +75,27 @@ class ApplicationLoadBalancedGunicornService(Construct):
         derive Gunicorn's values at boot. Default: - 60 seconds
     :param keepalive_margin: added to the idle timeout for Gunicorn's ``keepalive``; at least 1 s.
         Default: - 5 seconds
-    :param internal: an internal ALB (private subnets, reachable from the VPC only).
-        Default: - False (internet-facing)
-    :param listener_port: the HTTP listener's port. Default: - 80
+    :param internal: an internal ALB (private subnets). Default: - False (internet-facing)
+    :param certificate: a certificate for an HTTPS listener; port 80 then redirects to it.
+        Default: - none (or one made from ``domain_name``); without one, HTTP only, with a warning
+    :param domain_name: a name to serve on: a DNS-validated certificate is made for it in
+        ``domain_zone``, and an alias record points it at the ALB. Default: - none
+    :param domain_zone: the hosted zone of ``domain_name``. Default: - none
+    :param listener_protocol: ``HTTPS`` (needs a certificate) or ``HTTP``.
+        Default: - HTTPS with a certificate, HTTP without
+    :param listener_port: the serving listener's port. Default: - 443 for HTTPS, 80 for HTTP
+    :param ssl_policy: the HTTPS listener's TLS policy.
+        Default: - ``SslPolicy.TLS13_12_RES_PQ`` (TLS 1.3/1.2, restricted ciphers, post-quantum)
+    :param ingress_cidrs: IPv4 CIDRs allowed to reach the listeners.
+        Default: - 0.0.0.0/0 when internet-facing, the VPC CIDR when internal
+    :param desync_mitigation_mode: ``defensive`` or ``strictest``. Default: - ``defensive``
+    :param deletion_protection: ALB deletion protection. Default: - False
+    :param access_logs: write ALB access logs to S3 (a new bucket unless ``access_logs_bucket``).
+        Default: - True
+    :param access_logs_bucket: a bucket for the access logs; must use SSE-S3, not KMS.
+        Default: - a new bucket (SSE-S3, public access blocked, TLS-only, logs expire)
+    :param access_logs_prefix: the key prefix of the access logs. Default: - ``alb``
+    :param access_logs_retention: how long a new log bucket keeps logs. Default: - 90 days
     :param app_port: the port Gunicorn binds on the instances. Default: - 8000
     :param health_check_path: the path the target group and the boot script probe; the app must
         answer it with 200. Default: - ``/healthz``
@@ -79,7 +112,8 @@ class ApplicationLoadBalancedGunicornService(Construct):
     :param instance_type: the instance type. Default: - t3.small
     :param machine_image: the AMI. Default: - latest Amazon Linux 2023 (SSM public parameter)
     :param min_capacity: Default: - 2
-    :param max_capacity: Default: - 4
+    :param max_capacity: at least 2, so a rolling update keeps an instance in service.
+        Default: - 4
     :param desired_capacity: Default: - not set: the ASG starts at ``min_capacity`` and a deploy
         does not reset a scaled group
     :param deregistration_delay: override; see :mod:`gunicorn_alb.timeouts`.
@@ -97,6 +131,14 @@ class ApplicationLoadBalancedGunicornService(Construct):
         drop the ALB's pooled connections). Default: - 0
     :param max_requests_jitter: Gunicorn ``max_requests_jitter``; at least 1 with max_requests.
         Default: - 0
+    :param monitoring: CloudWatch alarms and a dashboard. Default: - True
+    :param alarm_thresholds: Default: - ``AlarmThresholds()``
+    :param alarm_topic: the SNS topic the alarms and the ASG's scaling events notify.
+        Default: - a new topic (TLS-only, encrypted with a customer-managed KMS key CloudWatch
+        may use) when ``monitoring`` is on; subscribe to ``alarm_topic``
+    :param termination_hook_timeout: add a termination lifecycle hook that holds a terminating
+        instance this long (after the ALB has drained it) for your own clean-up; complete the
+        lifecycle action to end it early. Default: - no hook
     """
 
     def __init__(
@@ -108,7 +150,19 @@ class ApplicationLoadBalancedGunicornService(Construct):
         idle_timeout: cdk.Duration | None = None,
         keepalive_margin: cdk.Duration | None = None,
         internal: bool = False,
-        listener_port: int = 80,
+        certificate: acm.ICertificate | None = None,
+        domain_name: str | None = None,
+        domain_zone: route53.IHostedZone | None = None,
+        listener_protocol: elbv2.ApplicationProtocol | None = None,
+        listener_port: int | None = None,
+        ssl_policy: elbv2.SslPolicy = DEFAULT_SSL_POLICY,
+        ingress_cidrs: Sequence[str] | None = None,
+        desync_mitigation_mode: str = "defensive",
+        deletion_protection: bool = False,
+        access_logs: bool = True,
+        access_logs_bucket: s3.IBucket | None = None,
+        access_logs_prefix: str = "alb",
+        access_logs_retention: cdk.Duration | None = None,
         app_port: int = 8000,
         health_check_path: str = "/healthz",
         app_directory: str | None = None,
@@ -132,6 +186,10 @@ class ApplicationLoadBalancedGunicornService(Construct):
         health_check_grace_period: cdk.Duration | None = None,
         max_requests: int = 0,
         max_requests_jitter: int = 0,
+        monitoring: bool = True,
+        alarm_thresholds: AlarmThresholds | None = None,
+        alarm_topic: sns.ITopic | None = None,
+        termination_hook_timeout: cdk.Duration | None = None,
     ) -> None:
         super().__init__(scope, id)
         idle = (
@@ -188,7 +246,31 @@ class ApplicationLoadBalancedGunicornService(Construct):
         except timeouts.TimeoutRuleError as error:
             problems += error.problems
         problems += timeouts.check_worker(worker_class, threads)
-        problems += _check_ports(listener_port=listener_port, app_port=app_port)
+        tls = certificate is not None or domain_name is not None
+        protocol = listener_protocol or (
+            elbv2.ApplicationProtocol.HTTPS if tls else elbv2.ApplicationProtocol.HTTP
+        )
+        port = listener_port or (443 if protocol == elbv2.ApplicationProtocol.HTTPS else 80)
+        problems += _check_listener(
+            protocol=protocol,
+            certificate=certificate,
+            domain_name=domain_name,
+            domain_zone=domain_zone,
+            port=port,
+        )
+        problems += _check_ports(listener_port=port, app_port=app_port)
+        problems += _check_cidrs(ingress_cidrs)
+        if desync_mitigation_mode not in _DESYNC_MODES:
+            problems.append(
+                "desync_mitigation_mode must be one of "
+                f"{', '.join(sorted(_DESYNC_MODES))}, got {desync_mitigation_mode!r}"
+            )
+        if access_logs_bucket is not None and access_logs_bucket.encryption_key is not None:
+            problems.append(
+                "access_logs_bucket must use SSE-S3 encryption: ALB access logs cannot be "
+                "written to a bucket encrypted with a KMS key, got a bucket with "
+                "encryption_key set"
+            )
         problems += _check_capacity(min_capacity, max_capacity, desired_capacity)
         if not isinstance(workers_per_cpu, int) or workers_per_cpu < 1:
             problems.append(
@@ -222,13 +304,25 @@ class ApplicationLoadBalancedGunicornService(Construct):
             vpc=vpc,
             internet_facing=not internal,
             idle_timeout=idle,
+            drop_invalid_header_fields=True,
+            desync_mitigation_mode=_DESYNC_MODES[desync_mitigation_mode],
+            deletion_protection=deletion_protection,
         )
-        if internal:
-            self.load_balancer.connections.allow_from(
-                ec2.Peer.ipv4(vpc.vpc_cidr_block),
-                ec2.Port.tcp(listener_port),
-                "HTTP from the VPC",
-            )
+        self.access_logs_bucket: s3.IBucket | None = None
+        """Where the ALB writes access logs (None when ``access_logs`` is off)."""
+        if access_logs:
+            if access_logs_bucket is None:
+                access_logs_bucket = new_log_bucket(
+                    self, "AccessLogsBucket", access_logs_retention or cdk.Duration.days(90)
+                )
+                _acknowledge(
+                    access_logs_bucket,
+                    "AwsSolutions-S1",
+                    "this bucket receives the ALB's access logs; logging its own accesses would "
+                    "need yet another bucket, and it is private, TLS-only and SSE-S3 encrypted",
+                )
+            self.access_logs_bucket = access_logs_bucket
+            enable_access_logs(self.load_balancer, self.access_logs_bucket, access_logs_prefix)
 
         role = iam.Role(
             self,
@@ -243,7 +337,13 @@ class ApplicationLoadBalancedGunicornService(Construct):
             "InstanceSecurityGroup",
             vpc=vpc,
             description="Gunicorn instances: the app port from the ALB only; no SSH",
-            allow_all_outbound=True,
+            allow_all_outbound=False,
+        )
+        # Boot and operation need HTTPS only: dnf repositories, PyPI, the S3 app asset, SSM,
+        # CloudFormation (cfn-signal). DNS, NTP and instance metadata are link-local services
+        # that security groups do not filter.
+        instance_security_group.add_egress_rule(
+            ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS: packages, S3 asset, SSM, cfn-signal"
         )
         app_asset = s3_assets.Asset(
             self,
@@ -251,7 +351,20 @@ class ApplicationLoadBalancedGunicornService(Construct):
             path=str(app_path),
             exclude=["__pycache__", "*.pyc", ".venv", ".git"],
         )
-        app_asset.grant_read(role)
+        # Read this one object, nothing else in the CDK asset bucket.
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject"],
+                resources=[app_asset.bucket.arn_for_objects(app_asset.s3_object_key)],
+            )
+        )
+        _acknowledge(
+            role,
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/"
+            "AmazonSSMManagedInstanceCore]",
+            "AmazonSSMManagedInstanceCore is the AWS-maintained minimum for Session Manager, the "
+            "only way onto the instances (no SSH, no key pair)",
+        )
 
         user_data = ec2.UserData.for_linux(shebang=rendering.USER_DATA_SHEBANG)
         self.launch_template = ec2.LaunchTemplate(
@@ -275,6 +388,10 @@ class ApplicationLoadBalancedGunicornService(Construct):
                 )
             ],
         )
+        self.alarm_topic: sns.ITopic | None = alarm_topic
+        """The SNS topic the alarms and the ASG's scaling events notify, if any."""
+        if alarm_topic is None and monitoring:
+            self.alarm_topic = new_alarm_topic(self, "AlarmTopic")
         grace = cdk.Duration.seconds(coupled.grace_period)
         self.auto_scaling_group = autoscaling.AutoScalingGroup(
             self,
@@ -285,6 +402,13 @@ class ApplicationLoadBalancedGunicornService(Construct):
             min_capacity=min_capacity,
             max_capacity=max_capacity,
             desired_capacity=desired_capacity,
+            notifications=[
+                autoscaling.NotificationConfiguration(
+                    topic=self.alarm_topic, scaling_events=autoscaling.ScalingEvents.ALL
+                )
+            ]
+            if self.alarm_topic is not None
+            else None,
             health_checks=autoscaling.HealthChecks.with_additional_checks(
                 additional_types=[autoscaling.AdditionalHealthCheckType.ELB],
                 grace_period=grace,
@@ -299,6 +423,13 @@ class ApplicationLoadBalancedGunicornService(Construct):
                 pause_time=SIGNAL_TIMEOUT,
             ),
         )
+        if termination_hook_timeout is not None:
+            self.auto_scaling_group.add_lifecycle_hook(
+                "TerminationHook",
+                lifecycle_transition=autoscaling.LifecycleTransition.INSTANCE_TERMINATING,
+                heartbeat_timeout=termination_hook_timeout,
+                default_result=autoscaling.DefaultResult.CONTINUE,
+            )
         self.target_group = elbv2.ApplicationTargetGroup(
             self,
             "TargetGroup",
@@ -317,12 +448,16 @@ class ApplicationLoadBalancedGunicornService(Construct):
                 healthy_http_codes="200",
             ),
         )
-        self.listener = self.load_balancer.add_listener(
-            "HttpListener",
-            port=listener_port,
-            protocol=elbv2.ApplicationProtocol.HTTP,
-            open=not internal,
-            default_target_groups=[self.target_group],
+        self._add_listeners(
+            vpc=vpc,
+            internal=internal,
+            protocol=protocol,
+            port=port,
+            certificate=certificate,
+            domain_name=domain_name,
+            domain_zone=domain_zone,
+            ssl_policy=ssl_policy,
+            ingress_cidrs=ingress_cidrs,
         )
 
         stack = cdk.Stack.of(self)
@@ -330,9 +465,9 @@ class ApplicationLoadBalancedGunicornService(Construct):
         assert isinstance(asg_resource, cdk.CfnResource)
         config = rendering.InstanceConfig(
             timeouts=coupled,
-            idle_timeout=cdk.Token.as_string(idle_seconds)
-            if idle_is_token
-            else str(int(idle_seconds)),
+            idle_timeout=(
+                cdk.Token.as_string(idle_seconds) if idle_is_token else str(int(idle_seconds))
+            ),
             app_port=app_port,
             health_check_path=health_check_path,
             wsgi_app=wsgi_app,
@@ -351,10 +486,101 @@ class ApplicationLoadBalancedGunicornService(Construct):
         self.instance_config = config
         """What the instances receive, for review (``gunicorn_alb.rendering``)."""
 
+        self.monitoring: ServiceMonitoring | None = None
+        """Alarms (``monitoring.alarms``) and the dashboard, unless ``monitoring`` is off."""
+        if monitoring:
+            self.monitoring = ServiceMonitoring(
+                self,
+                "Monitoring",
+                load_balancer=self.load_balancer,
+                target_group=self.target_group,
+                thresholds=alarm_thresholds or AlarmThresholds(),
+                alarm_topic=self.alarm_topic,
+            )
+
+    def _add_listeners(
+        self,
+        *,
+        vpc: ec2.IVpc,
+        internal: bool,
+        protocol: elbv2.ApplicationProtocol,
+        port: int,
+        certificate: acm.ICertificate | None,
+        domain_name: str | None,
+        domain_zone: route53.IHostedZone | None,
+        ssl_policy: elbv2.SslPolicy,
+        ingress_cidrs: Sequence[str] | None,
+    ) -> None:
+        """The serving listener (HTTPS with a certificate), the HTTP redirect, their ingress."""
+        cidrs = list(ingress_cidrs or [vpc.vpc_cidr_block if internal else "0.0.0.0/0"])
+        if domain_name is not None and domain_zone is not None and certificate is None:
+            certificate = acm.Certificate(
+                self,
+                "Certificate",
+                domain_name=domain_name,
+                validation=acm.CertificateValidation.from_dns(domain_zone),
+            )
+        self.certificate = certificate
+        """The HTTPS listener's certificate, if any."""
+        https = protocol == elbv2.ApplicationProtocol.HTTPS
+        self.listener = self.load_balancer.add_listener(
+            "HttpsListener" if https else "HttpListener",
+            port=port,
+            protocol=protocol,
+            open=False,
+            certificates=[elbv2.ListenerCertificate.from_certificate_manager(certificate)]
+            if https and certificate is not None
+            else None,
+            ssl_policy=ssl_policy if https else None,
+            default_target_groups=[self.target_group],
+        )
+        """The listener that forwards to the target group."""
+        ports = [port]
+        self.redirect_listener: elbv2.ApplicationListener | None = None
+        """Port 80, redirecting to HTTPS (only with a certificate)."""
+        if https:
+            self.redirect_listener = self.load_balancer.add_redirect(
+                source_port=80, target_port=port, open=False
+            )
+            ports.append(80)
+        else:
+            cdk.Annotations.of(self).add_warning_v2(
+                "gunicorn-alb:http-only",
+                "The ALB serves plain HTTP: give certificate (or domain_name and domain_zone) "
+                "for HTTPS with a redirect from port 80.",
+            )
+        if "0.0.0.0/0" in cidrs:
+            _acknowledge(
+                self.load_balancer,
+                "AwsSolutions-EC23",
+                "an internet-facing load balancer serves the public on its listener ports only "
+                f"({', '.join(map(str, ports))}); narrow it with ingress_cidrs",
+            )
+        for cidr in cidrs:
+            for listener_port in ports:
+                self.load_balancer.connections.allow_from(
+                    ec2.Peer.ipv4(cidr), ec2.Port.tcp(listener_port), f"port {listener_port}"
+                )
+        if domain_name is not None and domain_zone is not None:
+            route53.ARecord(
+                self,
+                "DnsRecord",
+                zone=domain_zone,
+                record_name=domain_name,
+                target=route53.RecordTarget.from_alias(
+                    route53_targets.LoadBalancerTarget(self.load_balancer)
+                ),
+            )
+
     @property
     def connections(self) -> ec2.Connections:
         """The instances' security group: allow them to reach a database with this."""
         return self.auto_scaling_group.connections
+
+
+def _acknowledge(scope: Construct, rule: str, reason: str) -> None:
+    """Acknowledge a compliance rule (cdk-nag) on ``scope``, with the reason it does not apply."""
+    cdk.Validations.of(scope).acknowledge(cdk.Acknowledgment(id=rule, reason=reason))
 
 
 def _min_in_service(min_capacity: int, max_capacity: int) -> int:
@@ -370,6 +596,53 @@ def _check_ports(**ports: int) -> list[str]:
         for name, port in ports.items()
         if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535
     ]
+
+
+def _check_listener(
+    *,
+    protocol: elbv2.ApplicationProtocol,
+    certificate: acm.ICertificate | None,
+    domain_name: str | None,
+    domain_zone: route53.IHostedZone | None,
+    port: int,
+) -> list[str]:
+    problems = []
+    tls = certificate is not None or domain_name is not None
+    if (domain_name is None) != (domain_zone is None):
+        problems.append(
+            "domain_name and domain_zone go together (a DNS-validated certificate needs the "
+            f"zone), got domain_name={domain_name!r} and "
+            f"domain_zone={'set' if domain_zone is not None else None}"
+        )
+    if protocol == elbv2.ApplicationProtocol.HTTP and tls:
+        problems.append(
+            "listener_protocol HTTP cannot use a certificate: leave listener_protocol unset "
+            "(HTTPS) or drop the certificate/domain_name, got listener_protocol=HTTP with a "
+            "certificate"
+        )
+    if protocol == elbv2.ApplicationProtocol.HTTPS and not tls:
+        problems.append(
+            "listener_protocol HTTPS needs a certificate (or domain_name and domain_zone)"
+        )
+    if protocol == elbv2.ApplicationProtocol.HTTPS and port == 80:
+        problems.append("listener_port must not be 80 for HTTPS: port 80 redirects to it")
+    return problems
+
+
+def _check_cidrs(cidrs: Sequence[str] | None) -> list[str]:
+    problems = []
+    for cidr in cidrs or []:
+        if cdk.Token.is_unresolved(cidr):
+            continue
+        try:
+            ipaddress.IPv4Network(cidr)
+        except ValueError:
+            problems.append(
+                f"ingress_cidrs must hold IPv4 CIDRs such as 203.0.113.0/24, got {cidr!r}"
+            )
+    if cidrs is not None and not list(cidrs):
+        problems.append("ingress_cidrs must not be empty: nobody could reach the ALB")
+    return problems
 
 
 def _check_capacity(minimum: int, maximum: int, desired: int | None) -> list[str]:

@@ -149,3 +149,9 @@ def test_signal_is_sent_only_after_the_health_wait() -> None:
     body = script[script.index("main() {") :]
     assert body.index("wait_healthy") < body.index("signal_cloudformation 0")
     assert "trap on_exit EXIT" in body
+    # cfn-signal is installed before anything that can fail, so every failure is signalled.
+    assert (
+        body.index("trap on_exit EXIT")
+        < body.index("install_signal_tool")
+        < body.index("derive_timeouts")
+    )

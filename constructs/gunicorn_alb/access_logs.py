@@ -1,0 +1,90 @@
+"""ALB access logs that work in an environment-agnostic stack.
+
+aws-cdk-lib's ``ApplicationLoadBalancer.log_access_logs`` needs a concrete region (it fails with
+``RegionRequiredEnableBvAccess`` otherwise), because the bucket policy must name the ELB account
+of the region. Regions opened since August 2022 deliver through the service principal
+``logdelivery.elasticloadbalancing.amazonaws.com`` instead. This module writes the same policy for
+any region at deploy time: a mapping from region to ELB account (from aws-cdk-lib's region
+facts), the account principal only where the region has one, the service principal always.
+"""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_elasticloadbalancingv2 as elbv2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3 as s3
+from aws_cdk import region_info
+from constructs import Construct
+
+LOG_DELIVERY_PRINCIPAL = "logdelivery.elasticloadbalancing.amazonaws.com"
+_NONE = "none"
+
+
+def new_log_bucket(scope: Construct, id: str, retention: cdk.Duration) -> s3.Bucket:
+    """A bucket ALB access logs can be written to: SSE-S3 (the only encryption ALB log delivery
+    supports), public access blocked, TLS-only, logs expire after ``retention``."""
+    return s3.Bucket(
+        scope,
+        id,
+        encryption=s3.BucketEncryption.S3_MANAGED,
+        block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+        enforce_ssl=True,
+        object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+        versioned=False,
+        lifecycle_rules=[s3.LifecycleRule(expiration=retention)],
+        removal_policy=cdk.RemovalPolicy.RETAIN,
+    )
+
+
+def _elb_accounts(scope: Construct) -> cdk.CfnMapping:
+    """One mapping per stack: region -> the ELB account that writes access logs there."""
+    stack = cdk.Stack.of(scope)
+    existing = stack.node.try_find_child("GunicornAlbElbLogAccounts")
+    if isinstance(existing, cdk.CfnMapping):
+        return existing
+    return cdk.CfnMapping(
+        stack,
+        "GunicornAlbElbLogAccounts",
+        mapping={
+            region.name: {"account": region.elbv2_account or _NONE}
+            for region in region_info.RegionInfo.regions
+        },
+    )
+
+
+def enable_access_logs(
+    load_balancer: elbv2.ApplicationLoadBalancer, bucket: s3.IBucket, prefix: str
+) -> None:
+    """Turn on access logs to ``bucket`` under ``prefix``, with the bucket policy they need."""
+    scope = load_balancer.node.scope
+    assert isinstance(scope, Construct)
+    stack = cdk.Stack.of(load_balancer)
+    account = _elb_accounts(load_balancer).find_in_map(cdk.Aws.REGION, "account")
+    has_account = cdk.CfnCondition(
+        scope,
+        "ElbLogAccountCondition",
+        expression=cdk.Fn.condition_not(cdk.Fn.condition_equals(account, _NONE)),
+    )
+    account_principal = cdk.Fn.condition_if(
+        has_account.logical_id,
+        f"arn:{cdk.Aws.PARTITION}:iam::{account}:root",
+        cdk.Aws.NO_VALUE,
+    )
+    result = bucket.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="AlbAccessLogDelivery",
+            actions=["s3:PutObject"],
+            resources=[bucket.arn_for_objects(f"{prefix}/AWSLogs/{stack.account}/*")],
+            principals=[
+                iam.ServicePrincipal(LOG_DELIVERY_PRINCIPAL),
+                iam.ArnPrincipal(cdk.Token.as_string(account_principal)),
+            ],
+        )
+    )
+    load_balancer.set_attribute("access_logs.s3.enabled", "true")
+    load_balancer.set_attribute("access_logs.s3.bucket", bucket.bucket_name)
+    load_balancer.set_attribute("access_logs.s3.prefix", prefix)
+    # The ALB checks that it can write to the bucket when the attribute is set.
+    if result.policy_dependable is not None:
+        load_balancer.node.add_dependency(result.policy_dependable)

@@ -1,0 +1,150 @@
+"""Alarms and a dashboard for the keep-alive race and the fleet's health.
+
+The race's signature is a load-balancer-generated 502 (``HTTPCode_ELB_502_Count``) while targets
+report no 5XX (``HTTPCode_Target_5XX_Count``), so the two are alarmed separately.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aws_cdk as cdk
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_elasticloadbalancingv2 as elbv2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sns as sns
+from constructs import Construct
+
+
+@dataclass(frozen=True)
+class AlarmThresholds:
+    """Alarm thresholds; each alarm looks at 5-minute periods unless said otherwise.
+
+    :param elb_502: load-balancer 502s per 5 minutes (the keep-alive race). Default: 1
+    :param elb_504: load-balancer 504s per 5 minutes. Default: 5
+    :param target_5xx: app 5XX responses per 5 minutes. Default: 10
+    :param target_connection_errors: failed connections to targets per 5 minutes. Default: 1
+    :param unhealthy_hosts: unhealthy targets (maximum over 1 minute, 3 minutes running).
+        Default: 1
+    :param response_time_p99: p99 target response time in seconds (3 periods running).
+        Default: 2.0
+    """
+
+    elb_502: float = 1
+    elb_504: float = 5
+    target_5xx: float = 10
+    target_connection_errors: float = 1
+    unhealthy_hosts: float = 1
+    response_time_p99: float = 2.0
+
+
+class ServiceMonitoring(Construct):
+    """CloudWatch alarms and a dashboard for one ALB and its target group.
+
+    :param load_balancer: the ALB.
+    :param target_group: its target group.
+    :param thresholds: Default: - ``AlarmThresholds()``
+    :param alarm_topic: where alarms notify. Default: - no notifications
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        load_balancer: elbv2.ApplicationLoadBalancer,
+        target_group: elbv2.ApplicationTargetGroup,
+        thresholds: AlarmThresholds,
+        alarm_topic: sns.ITopic | None,
+    ) -> None:
+        super().__init__(scope, id)
+        five_minutes = cdk.Duration.minutes(5)
+        lb_metrics = load_balancer.metrics
+        tg_metrics = target_group.metrics
+
+        def count(name: str) -> cloudwatch.Metric:
+            return lb_metrics.custom(name, statistic="Sum", period=five_minutes)
+
+        self.elb_502 = count("HTTPCode_ELB_502_Count")
+        self.elb_504 = count("HTTPCode_ELB_504_Count")
+        self.target_5xx = lb_metrics.http_code_target(
+            elbv2.HttpCodeTarget.TARGET_5XX_COUNT, period=five_minutes
+        )
+        self.target_connection_errors = lb_metrics.target_connection_error_count(
+            period=five_minutes
+        )
+        self.unhealthy_hosts = tg_metrics.unhealthy_host_count(
+            statistic="Maximum", period=cdk.Duration.minutes(1)
+        )
+        self.response_time_p99 = tg_metrics.target_response_time(
+            statistic="p99", period=five_minutes
+        )
+        self.requests = lb_metrics.request_count(period=five_minutes)
+
+        specs = [
+            ("Elb502Alarm", self.elb_502, thresholds.elb_502, 1,
+             "ALB-generated 502s: a target closed a connection the ALB reused (keep-alive race) "
+             "or failed; compare with target 5XX"),
+            ("Elb504Alarm", self.elb_504, thresholds.elb_504, 1,
+             "ALB-generated 504s: targets did not answer within the idle timeout"),
+            ("Target5xxAlarm", self.target_5xx, thresholds.target_5xx, 1,
+             "5XX responses from the app itself"),
+            ("TargetConnectionErrorAlarm", self.target_connection_errors,
+             thresholds.target_connection_errors, 1,
+             "the ALB could not connect to a target"),
+            ("UnhealthyHostAlarm", self.unhealthy_hosts, thresholds.unhealthy_hosts, 3,
+             "targets failing the health check"),
+            ("ResponseTimeP99Alarm", self.response_time_p99, thresholds.response_time_p99, 3,
+             "p99 target response time in seconds"),
+        ]  # fmt: skip
+        self.alarms: dict[str, cloudwatch.Alarm] = {}
+        for alarm_id, metric, threshold, periods, description in specs:
+            alarm = metric.create_alarm(
+                self,
+                alarm_id,
+                threshold=threshold,
+                evaluation_periods=periods,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                alarm_description=description,
+            )
+            if alarm_topic is not None:
+                alarm.add_alarm_action(cloudwatch_actions.SnsAction(alarm_topic))
+            self.alarms[alarm_id] = alarm
+
+        self.dashboard = cloudwatch.Dashboard(self, "Dashboard")
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Load-balancer 502/504 (keep-alive race) vs target 5XX",
+                left=[self.elb_502, self.elb_504, self.target_5xx],
+                width=12,
+            ),
+            cloudwatch.GraphWidget(title="Requests", left=[self.requests], width=12),
+        )
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Target connection errors and unhealthy hosts",
+                left=[self.target_connection_errors, self.unhealthy_hosts],
+                width=12,
+            ),
+            cloudwatch.GraphWidget(
+                title="Target response time p99 (s)", left=[self.response_time_p99], width=12
+            ),
+        )
+
+
+def new_alarm_topic(scope: Construct, id: str) -> sns.Topic:
+    """An SNS topic for alarms: TLS-only, encrypted with a customer-managed key that CloudWatch
+    may use (CloudWatch cannot publish to a topic under the AWS-managed ``aws/sns`` key)."""
+    key = kms.Key(
+        scope,
+        f"{id}Key",
+        description="Encrypts the gunicorn-alb alarm topic",
+        enable_key_rotation=True,
+    )
+    key.grant(
+        iam.ServicePrincipal("cloudwatch.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey*"
+    )
+    return sns.Topic(scope, id, master_key=key, enforce_ssl=True)
