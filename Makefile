@@ -10,10 +10,10 @@ export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 export JSII_NODE := $(CURDIR)/node_modules/.bin/node
 export CDK_DISABLE_CLI_TELEMETRY := true
 # OS tools the runtime tests use: shellcheck (lint), systemd-analyze (unit verification),
-# bwrap (sandboxes: unit verification, the boot check).
-SYSTEM_TOOLS := shellcheck:shellcheck systemd-analyze:systemd bwrap:bubblewrap
+# bwrap and curl (sandboxes: unit verification, the boot check).
+SYSTEM_TOOLS := shellcheck:shellcheck systemd-analyze:systemd bwrap:bubblewrap curl:curl
 
-.PHONY: setup synth test lint bench render clean system-tools
+.PHONY: setup synth test lint bench render boot-check clean system-tools
 
 setup: $(VENV)/.installed node_modules/.installed system-tools
 
@@ -51,6 +51,11 @@ lint: setup
 
 bench: setup
 	$(PY) tests/bench/bench.py
+
+# Boots the reference stack's user data as root in a bubblewrap sandbox (tests/bootcheck/):
+# the way to try a change to the boot script before deploying it.
+boot-check: setup
+	$(PY) tests/bootcheck/bootcheck.py
 
 render: setup
 	$(PY) -m gunicorn_alb render --out build/instance-files

@@ -29,3 +29,20 @@ def cdk_json_context() -> dict[str, object]:
 @pytest.fixture(scope="session")
 def root() -> Path:
     return ROOT
+
+
+@pytest.fixture(scope="session")
+def reference_stack():  # type: ignore[no-untyped-def]
+    """The reference stack, built with the cdk.json context as `cdk synth` builds it (shared)."""
+    import aws_cdk as cdk
+
+    from stacks.gunicorn_service_stack import GunicornServiceStack
+
+    return GunicornServiceStack(cdk.App(context=cdk_json_context()), "Reference")
+
+
+@pytest.fixture(scope="session")
+def reference_template(reference_stack):  # type: ignore[no-untyped-def]
+    from aws_cdk import assertions
+
+    return assertions.Template.from_stack(reference_stack)

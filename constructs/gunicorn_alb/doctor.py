@@ -84,7 +84,7 @@ JSON_VERSION = 1
 MAX_ATTEMPTS = 6
 RETRY_MODE = "adaptive"
 AWS_CONFIG = Config(
-    retries={"mode": RETRY_MODE, "max_attempts": MAX_ATTEMPTS},
+    retries={"mode": RETRY_MODE, "total_max_attempts": MAX_ATTEMPTS},
     user_agent_extra=PROG,
 )
 """Every client retries throttled calls (adaptive mode also slows the request rate)."""

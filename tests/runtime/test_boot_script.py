@@ -35,6 +35,14 @@ def test_boot_script_passes_shellcheck(require, tmp_path: Path) -> None:  # type
     assert result.returncode == 0, result.stdout
 
 
+def test_ci_script_passes_shellcheck(require, root: Path) -> None:  # type: ignore[no-untyped-def]
+    result = subprocess.run(
+        [require("shellcheck"), "--severity=style", str(root / ".ci" / "run")],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout
+
+
 def test_whole_user_data_passes_shellcheck(require, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     shellcheck = require("shellcheck")
     from tests.unit.test_rendering import config

@@ -11,8 +11,8 @@ from tests.helpers import env_value, new_app, user_data_text
 
 
 @pytest.fixture(scope="module")
-def template() -> assertions.Template:
-    return assertions.Template.from_stack(GunicornServiceStack(new_app(), "Reference"))
+def template(reference_template: assertions.Template) -> assertions.Template:
+    return reference_template
 
 
 def test_idle_timeout_is_a_bounded_number_parameter(template: assertions.Template) -> None:
