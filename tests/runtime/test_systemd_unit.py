@@ -8,6 +8,7 @@ requires its output to be empty.
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -19,7 +20,10 @@ from tests.unit.test_rendering import config
 pytestmark = pytest.mark.runtime
 
 
-def _verify(require, tmp_path: Path, unit_text: str) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
+def _verify(  # type: ignore[no-untyped-def]
+    require, tmp_path: Path, unit_text: str, *command: str
+) -> subprocess.CompletedProcess[str]:
+    """Run ``command`` (default: systemd-analyze verify) where the unit sits at its real path."""
     bwrap = require("bwrap")
     require("systemd-analyze")
     units = tmp_path / "system"
@@ -43,39 +47,28 @@ def _verify(require, tmp_path: Path, unit_text: str) -> subprocess.CompletedProc
     (venv / "gunicorn").write_text("#!/bin/sh\n")
     (venv / "gunicorn").chmod(0o755)
     return subprocess.run(
-        [
-            bwrap,
-            "--bind",
-            "/",
-            "/",
-            "--dev",
-            "/dev",
-            "--proc",
-            "/proc",
-            "--tmpfs",
-            "/opt",
-            "--ro-bind",
-            str(tmp_path / "venv"),
-            "/opt/gunicorn-alb/venv",
-            "--tmpfs",
-            "/etc/systemd/system",
-            "--ro-bind",
-            str(units),
-            "/etc/systemd/system",
-            "systemd-analyze",
-            "verify",
-            "/etc/systemd/system/gunicorn-app.service",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
+        [bwrap, "--bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
+         "--tmpfs", "/opt", "--ro-bind", str(tmp_path / "venv"), "/opt/gunicorn-alb/venv",
+         "--tmpfs", "/etc/systemd/system", "--ro-bind", str(units), "/etc/systemd/system",
+         *(command or ("systemd-analyze", "verify")), "/etc/systemd/system/gunicorn-app.service"],
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
 
 
 def test_unit_passes_systemd_analyze_verify(require, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     result = _verify(require, tmp_path, rendering.render_unit(config()))
     assert (result.returncode, result.stdout + result.stderr) == (0, "")
+
+
+def test_unit_exposure_stays_low(require, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """`systemd-analyze security`: the README records 1.5; fail if hardening slips above 2.0."""
+    result = _verify(
+        require, tmp_path, rendering.render_unit(config()),
+        "systemd-analyze", "security", "--offline=true",
+    )  # fmt: skip
+    match = re.search(r"Overall exposure level for gunicorn-app.service: (\d+\.\d+)", result.stdout)
+    assert match, result.stdout + result.stderr
+    assert float(match.group(1)) <= 2.0, result.stdout
 
 
 def test_verify_reports_a_broken_unit(require, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
