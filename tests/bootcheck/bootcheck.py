@@ -155,10 +155,10 @@ VARIANTS = (
     ),
     Variant(
         "broken-app",
-        "an import error in the app asset's app.py, HEALTH_WAIT_SECONDS=20",
+        "an import error in the app asset's app.py, HEALTH_WAIT_SECONDS=8",
         60,
         broken_app=True,
-        health_wait_seconds=20,
+        health_wait_seconds=8,
     ),
 )
 

@@ -60,7 +60,8 @@ def test_whole_user_data_passes_shellcheck(require, tmp_path: Path) -> None:  # 
 
 def test_bash_derivation_matches_the_python_model_for_every_idle_timeout(tmp_path: Path) -> None:
     """One bash process walks 1..4000 s for several margins and overrides; Python checks each."""
-    cases = [(margin, drain) for margin in (1, 5, 30) for drain in ("", "30", "3600")]
+    # Every margin with the derived drain, and drain overrides below and at the cap.
+    cases = [(1, ""), (5, ""), (30, ""), (5, "30"), (5, "3600")]
     script = "\n".join(
         f"""for idle in $(seq 1 4000); do
   IDLE_TIMEOUT_SECONDS=$idle KEEPALIVE_MARGIN_SECONDS={margin}
