@@ -8,6 +8,7 @@ import aws_cdk as cdk
 from aws_cdk import assertions
 from aws_cdk import aws_ec2 as ec2
 
+from gunicorn_alb import rendering
 from tests.conftest import cdk_json_context
 
 
@@ -45,10 +46,7 @@ def _show(token: Any) -> str:
 
 
 def env_value(user_data: str, key: str) -> str:
-    """The value of KEY=... in the boot.env part of the user data."""
-    start = user_data.index("cat > /etc/gunicorn-alb/boot.env")
-    end = user_data.index("GUNICORN_ALB_EOF\n", start + 40)
-    for line in user_data[start:end].splitlines():
-        if line.startswith(f"{key}="):
-            return line.split("=", 1)[1]
-    raise KeyError(key)
+    """The value of KEY=... in the boot.env the user data writes."""
+    boot_env = rendering.written_file(user_data, rendering.BOOT_ENV_PATH)
+    assert boot_env is not None, "the user data writes no boot.env"
+    return rendering.parse_env(boot_env)[key]

@@ -1,7 +1,10 @@
-"""Command line: ``python -m gunicorn_alb render --idle-timeout 60 --out DIR``.
+"""Command line.
 
-Writes the exact files an instance receives (the user data, and each file it drops: boot.env,
-gunicorn.conf.py, the systemd unit, the boot script) and prints the coupled timeouts.
+``python -m gunicorn_alb render --idle-timeout 60 --out DIR`` writes the exact files an instance
+receives (the user data, and each file it drops: boot.env, gunicorn.conf.py, the systemd unit, the
+boot script) and prints the coupled timeouts.
+
+``python -m gunicorn_alb doctor ...`` is ``gunicorn-alb-doctor``: it checks a deployed fleet.
 """
 
 from __future__ import annotations
@@ -68,8 +71,15 @@ def _render(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args_in = sys.argv[1:] if argv is None else argv
+    if args_in[:1] == ["doctor"]:
+        # Imported here: boto3 is needed by the doctor only.
+        from gunicorn_alb.doctor import main as doctor_main
+
+        return doctor_main(args_in[1:])
     parser = argparse.ArgumentParser(prog="python -m gunicorn_alb")
     commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("doctor", help="check a deployed ALB + Gunicorn fleet (see --help there)")
     render = commands.add_parser("render", help="write the files an instance receives")
     render.add_argument(
         "--idle-timeout",
@@ -108,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     render.add_argument("--signal-resource", default="AutoScalingGroup")
     render.add_argument("--region", default="us-east-1")
-    args = parser.parse_args(argv)
+    args = parser.parse_args(args_in)
     return _render(args)
 
 

@@ -352,7 +352,9 @@ def _describe_load_balancers(aws: Aws, **query: Any) -> list[dict[str, Any]]:
         raise
 
 
-def find_load_balancers(aws: Aws, stack: str | None, load_balancer: str | None) -> list[Any]:
+def find_load_balancers(
+    aws: Aws, stack: str | None, load_balancer: str | None
+) -> list[dict[str, Any]]:
     """The Application Load Balancers to check, from ``--stack`` or ``--load-balancer``."""
     if stack is not None:
         arns = stack_load_balancer_arns(aws, stack)
@@ -486,19 +488,6 @@ def _user_data(aws: Aws, group: dict[str, Any], asg: AsgReport) -> tuple[str | N
 # --- What the construct wrote ----------------------------------------------------------------
 
 
-def heredoc(user_data: str, path: str) -> str | None:
-    """The content the user data writes to ``path`` with ``cat > path <<'END'``, or None."""
-    pattern = rf"^cat > {re.escape(path)} <<'(?P<end>\w+)'\n(?P<body>.*?)\n(?P=end)$"
-    match = re.search(pattern, user_data, re.MULTILINE | re.DOTALL)
-    return match.group("body") if match else None
-
-
-def parse_env(text: str) -> dict[str, str]:
-    """``KEY=VALUE`` lines of an env file (comments and blank lines skipped)."""
-    pairs = (line.split("=", 1) for line in text.splitlines() if "=" in line)
-    return {key.strip(): value.strip() for key, value in pairs if not key.startswith("#")}
-
-
 def parse_gunicorn_conf(text: str) -> dict[str, object]:
     """The literal top-level settings the construct templates in ``gunicorn.conf.py``."""
     settings: dict[str, object] = {}
@@ -578,21 +567,26 @@ def _read_gunicorn_conf(report: Report, lb: str, asg: AsgReport, conf: str | Non
         )
 
 
-def read_instance_settings(report: Report, lb: str, asg: AsgReport, user_data: str) -> None:
-    """What the construct's user data says the instances run; undetermined without it."""
-    boot_env = heredoc(user_data, rendering.BOOT_ENV_PATH)
+def read_instance_settings(
+    report: Report, lb: str, asg: AsgReport, user_data: str, hint: str = ""
+) -> None:
+    """What the construct's user data says the instances run; undetermined without it
+    (``hint``: what to check by hand then)."""
+    boot_env = rendering.written_file(user_data, rendering.BOOT_ENV_PATH)
     if boot_env is None:
         report.cannot(
             lb,
             asg.name,
             f"the user data was not written by the gunicorn-alb construct (it writes no "
             f"{rendering.BOOT_ENV_PATH}): Gunicorn's keep-alive, worker class and graceful "
-            "timeout are unknown, so they were not checked",
+            f"timeout are unknown, so they were not checked{hint}",
         )
         return
     asg.made_by_construct = True
-    _read_boot_env(report, lb, asg, parse_env(boot_env))
-    _read_gunicorn_conf(report, lb, asg, heredoc(user_data, rendering.GUNICORN_CONF_PATH))
+    _read_boot_env(report, lb, asg, rendering.parse_env(boot_env))
+    _read_gunicorn_conf(
+        report, lb, asg, rendering.written_file(user_data, rendering.GUNICORN_CONF_PATH)
+    )
 
 
 # --- Checks ----------------------------------------------------------------------------------
@@ -616,15 +610,17 @@ def check_keepalive(report: Report, lb: LoadBalancerReport, asg: AsgReport) -> N
         if asg.boot_idle_timeout != idle:
             report.note(
                 f"{asg.name}: instances booted for an idle timeout of {asg.boot_idle_timeout} s; "
-                f"{lb.name}'s is now {idle} s (still below the keep-alive {asg.keepalive} s)"
+                f"load balancer {lb.name} is now at {idle} s (still below the keep-alive "
+                f"{asg.keepalive} s; a deploy realigns them)"
             )
         return
     message = (
-        f"{asg.name}: Gunicorn keep-alive {asg.keepalive} s is not greater than {lb.name}'s "
-        f"idle timeout {idle} s (the instances booted for {asg.boot_idle_timeout} s + margin "
-        f"{asg.keepalive_margin} s): Gunicorn closes pooled connections the ALB still uses, "
-        f"and the ALB answers 502. Deploy with the idle timeout {idle} s so the instances "
-        f"roll, or set the ALB back to {asg.boot_idle_timeout} s (rule keepalive-exceeds-idle)"
+        f"{asg.name}: Gunicorn keep-alive {asg.keepalive} s is not greater than the idle "
+        f"timeout {idle} s of load balancer {lb.name} (the instances booted for "
+        f"{asg.boot_idle_timeout} s + margin {asg.keepalive_margin} s): Gunicorn closes pooled "
+        f"connections the ALB still uses, and the ALB answers 502. Deploy with the idle "
+        f"timeout {idle} s so the instances roll, or set the ALB back to "
+        f"{asg.boot_idle_timeout} s (rule keepalive-exceeds-idle)"
     )
     report.find(Finding("keepalive-exceeds-idle", message, lb.name, asg.name))
 
@@ -634,9 +630,8 @@ def check_worker(report: Report, lb: LoadBalancerReport, asg: AsgReport) -> None
     if asg.worker_class is None or asg.threads is None:
         return
     for problem in timeouts.check_worker(asg.worker_class, asg.threads):
-        kind = (
-            "worker-ignores-keepalive" if problem.startswith("worker_class") else "worker-threads"
-        )
+        worker = problem.startswith("worker_class")
+        kind = "worker-ignores-keepalive" if worker else "worker-threads"
         report.find(Finding(kind, f"{asg.name}: {problem}", lb.name, asg.name))
 
 
@@ -727,18 +722,25 @@ def check_elb_errors(aws: Aws, report: Report, lb: LoadBalancerReport) -> None:
 # --- Putting it together ---------------------------------------------------------------------
 
 
+def _manual_check(lb: LoadBalancerReport, tg: TargetGroupReport) -> str:
+    return (
+        f". Check by hand: Gunicorn's keepalive must exceed {lb.idle_timeout} s, its worker "
+        "class must honour keep-alive (not sync), and its graceful_timeout must be at most "
+        f"{tg.deregistration_delay} s"
+    )
+
+
 def inspect_asg(
-    aws: Aws, report: Report, lb: LoadBalancerReport, group: dict[str, Any]
+    aws: Aws, report: Report, lb: LoadBalancerReport, tg: TargetGroupReport, group: dict[str, Any]
 ) -> AsgReport:
     asg = AsgReport(name=str(group["AutoScalingGroupName"]))
     asg.launch_template = _launch_template_ref(group)
     user_data, source = _user_data(aws, group, asg)
+    hint = _manual_check(lb, tg)
     if user_data is None:
-        report.cannot(
-            lb.name, asg.name, f"no readable user data ({source}): keep-alive not determined"
-        )
+        report.cannot(lb.name, asg.name, f"no readable user data ({source}){hint}")
     else:
-        read_instance_settings(report, lb.name, asg, user_data)
+        read_instance_settings(report, lb.name, asg, user_data, hint)
     return asg
 
 
@@ -760,7 +762,7 @@ def inspect_target_group(
             "was not checked",
         )
     for group in groups:
-        asg = inspect_asg(aws, report, lb, group)
+        asg = inspect_asg(aws, report, lb, tg, group)
         tg.auto_scaling_groups.append(asg)
         check_fleet(report, lb, tg, asg)
     return tg

@@ -167,6 +167,27 @@ def render_user_data_body(config: InstanceConfig) -> str:
     return "\n".join(lines)
 
 
+def written_file(user_data: str, path: str) -> str | None:
+    """What ``user_data`` writes to ``path`` with a quoted heredoc (the inverse of
+    :func:`render_user_data_body`), or None when it writes no such file."""
+    match = re.search(
+        rf"^cat > {re.escape(path)} <<'(\w+)'\n(.*?)\n\1$", user_data, re.MULTILINE | re.DOTALL
+    )
+    return match.group(2) if match else None
+
+
+def parse_env(text: str) -> dict[str, str]:
+    """``KEY=VALUE`` lines of boot.env or coupling.env; comments skipped, double quotes dropped."""
+    env = {}
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, value = line.split("=", 1)
+            quoted = len(value) >= 2 and value[0] == value[-1] == '"'
+            env[key] = value[1:-1] if quoted else value
+    return env
+
+
 def render_user_data(config: InstanceConfig) -> str:
     """The whole user data, exactly as the launch template carries it."""
     return f"{USER_DATA_SHEBANG}\n{render_user_data_body(config)}"

@@ -40,6 +40,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gunicorn_alb import rendering
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 
@@ -50,7 +52,7 @@ PARTITION = "aws"
 URL_SUFFIX = "amazonaws.com"
 
 USER_DATA_PATH = "/var/lib/cloud/instance/scripts/part-001"
-BOOT_ENV_PATH = "/etc/gunicorn-alb/boot.env"
+BOOT_ENV_PATH = rendering.BOOT_ENV_PATH
 GUNICORN_CONF_PATH = "/etc/gunicorn-alb/gunicorn.conf.py"
 COUPLING_ENV_PATH = "/etc/gunicorn-alb/coupling.env"
 UNIT = "gunicorn-app.service"
@@ -378,23 +380,10 @@ def resolve_user_data(synth: Synth, parameters: dict[str, str]) -> UserData:
 
 def heredoc(user_data: str, path: str) -> str:
     """The content the user data writes to PATH with ``cat > PATH <<'END'``."""
-    match = re.search(
-        rf"^cat > {re.escape(path)} <<'(\w+)'\n(.*?)\n\1$", user_data, re.MULTILINE | re.DOTALL
-    )
-    if match is None:
+    content = rendering.written_file(user_data, path)
+    if content is None:
         raise BootCheckError(f"the user data does not write {path} with a quoted heredoc")
-    return match.group(2)
-
-
-def parse_env(text: str) -> dict[str, str]:
-    """KEY=VALUE lines (boot.env, coupling.env); quotes around a value are dropped."""
-    env = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if line and not line.startswith("#") and "=" in line:
-            key, value = line.split("=", 1)
-            env[key] = value[1:-1] if len(value) >= 2 and value[0] == value[-1] == '"' else value
-    return env
+    return content
 
 
 def set_health_wait(user_data: str, seconds: int) -> str:
@@ -819,13 +808,13 @@ def check_template(outcome: Outcome, synth: Synth, boot_env: dict[str, str]) -> 
 
 
 def check_written_files(outcome: Outcome, box: Sandbox, idle: int) -> None:
-    boot_env = parse_env(box.read(BOOT_ENV_PATH))
+    boot_env = rendering.parse_env(box.read(BOOT_ENV_PATH))
     outcome.equal("boot.env IDLE_TIMEOUT_SECONDS", boot_env.get("IDLE_TIMEOUT_SECONDS"), str(idle))
-    coupling = parse_env(box.read(COUPLING_ENV_PATH))
+    coupling = rendering.parse_env(box.read(COUPLING_ENV_PATH))
     outcome.equal(
         "coupling.env GUNICORN_ALB_KEEPALIVE", coupling.get("GUNICORN_ALB_KEEPALIVE"), str(idle + 5)
     )
-    drop_in = parse_env(box.read(DROP_IN_PATH))
+    drop_in = rendering.parse_env(box.read(DROP_IN_PATH))
     graceful = coupling.get("GUNICORN_ALB_GRACEFUL_TIMEOUT", "")
     stop = drop_in.get("TimeoutStopSec", "")
     outcome.check(
@@ -1048,7 +1037,7 @@ def run_variant(variant: Variant, synth: Synth, work: Path, python: HostPython) 
     text = user_data.text
     if variant.health_wait_seconds is not None:
         text = set_health_wait(text, variant.health_wait_seconds)
-    boot_env = parse_env(heredoc(text, BOOT_ENV_PATH))
+    boot_env = rendering.parse_env(heredoc(text, BOOT_ENV_PATH))
     outcome.notes.append(
         f"user data of {user_data.launch_template_id} ({len(text)} bytes); substituted: "
         + "; ".join(user_data.substituted)

@@ -31,9 +31,7 @@ def config(idle: int | None = 60, **overrides: object) -> rendering.InstanceConf
 
 
 def env(text: str) -> dict[str, str]:
-    return dict(
-        line.split("=", 1) for line in text.splitlines() if line and not line.startswith("#")
-    )
+    return rendering.parse_env(text)
 
 
 def test_boot_env_carries_the_inputs_and_the_synth_time_derivation() -> None:
@@ -116,3 +114,15 @@ def test_the_tested_gunicorn_is_the_one_instances_install(root: Path) -> None:
 
     assert gunicorn.__version__ == rendering.GUNICORN_VERSION
     assert f"gunicorn=={rendering.GUNICORN_VERSION}" in (root / "requirements-dev.txt").read_text()
+
+
+def test_each_written_file_reads_back_from_the_user_data() -> None:
+    """written_file() is render_user_data()'s inverse (the doctor and the boot check use it)."""
+    text = rendering.render_user_data(config())
+    for path, content in rendering.render_files(config()).items():
+        assert rendering.written_file(text, path) == content.rstrip("\n")
+    assert rendering.written_file(text, "/etc/nothing") is None
+
+
+def test_parse_env_skips_comments_and_unquotes() -> None:
+    assert rendering.parse_env('# c\nA=1\n\nB="x y"\nC=\n') == {"A": "1", "B": "x y", "C": ""}

@@ -1,0 +1,169 @@
+"""Test fleets in a moto account: ALB, target group, launch template and Auto Scaling group,
+built with boto3 calls (moto's CloudFormation ignores load-balancer and target-group attributes),
+with the user data the construct renders."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+
+from gunicorn_alb import rendering
+from gunicorn_alb.timeouts import derive_timeouts
+
+REGION = "us-east-1"
+
+
+def construct_user_data(
+    idle: int = 60,
+    margin: int = 5,
+    *,
+    deregistration_delay: int | None = None,
+    graceful_timeout: int | None = None,
+    worker_class: str = "gthread",
+    threads: int = 4,
+    max_requests: int = 0,
+    max_requests_jitter: int = 0,
+) -> str:
+    """The user data the construct renders, through gunicorn_alb.rendering.
+
+    ``max_requests`` / ``worker_class`` go straight to the renderer, bypassing the construct's
+    validation, to build fleets the construct would refuse (as if the template was edited)."""
+    coupled = derive_timeouts(
+        idle,
+        keepalive_margin=margin,
+        deregistration_delay=deregistration_delay,
+        graceful_timeout=graceful_timeout,
+    )
+    coupled = dataclasses.replace(
+        coupled, max_requests=max_requests, max_requests_jitter=max_requests_jitter
+    )
+    config = rendering.InstanceConfig(
+        timeouts=coupled,
+        idle_timeout=str(idle),
+        app_port=8000,
+        health_check_path="/healthz",
+        wsgi_app="app:application",
+        app_asset_url="s3://bucket/key.zip",
+        app_requirements="requirements.txt",
+        worker_class=worker_class,
+        threads=threads,
+        workers_per_cpu=2,
+        forwarded_allow_ips="10.0.0.0/16",
+        cfn_stack="Web",
+        cfn_resource="AutoScalingGroup",
+        cfn_region=REGION,
+    )
+    return rendering.render_user_data(config)
+
+
+@dataclass
+class Fleet:
+    load_balancer_arn: str
+    load_balancer_name: str
+    target_group_arn: str
+    asg_name: str
+
+    @property
+    def dimension(self) -> str:
+        return self.load_balancer_arn.split(":loadbalancer/", 1)[1]
+
+
+class Account:
+    """Builds ALB + target group + launch template + ASG fleets in the mocked account."""
+
+    def __init__(self) -> None:
+        self.ec2 = boto3.client("ec2", region_name=REGION)
+        self.elbv2 = boto3.client("elbv2", region_name=REGION)
+        self.autoscaling = boto3.client("autoscaling", region_name=REGION)
+        self.cloudformation = boto3.client("cloudformation", region_name=REGION)
+        self.cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+        self.vpc = self.ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+        self.subnets = [
+            self.ec2.create_subnet(VpcId=self.vpc, CidrBlock=cidr, AvailabilityZone=zone)["Subnet"][
+                "SubnetId"
+            ]
+            for cidr, zone in (("10.0.1.0/24", "us-east-1a"), ("10.0.2.0/24", "us-east-1b"))
+        ]
+
+    def load_balancer(self, name: str = "web", idle: int = 60) -> str:
+        arn: str = self.elbv2.create_load_balancer(Name=name, Subnets=self.subnets)[
+            "LoadBalancers"
+        ][0]["LoadBalancerArn"]
+        self.set_idle_timeout(arn, idle)
+        return arn
+
+    def set_idle_timeout(self, arn: str, idle: int) -> None:
+        self.elbv2.modify_load_balancer_attributes(
+            LoadBalancerArn=arn,
+            Attributes=[{"Key": "idle_timeout.timeout_seconds", "Value": str(idle)}],
+        )
+
+    def fleet(
+        self,
+        load_balancer_arn: str,
+        user_data: str,
+        *,
+        name: str = "web",
+        deregistration_delay: int = 60,
+        launch_configuration: bool = False,
+    ) -> Fleet:
+        """A target group forwarded to from port 80, and an ASG whose launch template (or
+        launch configuration) carries ``user_data``, registered with it."""
+        tg_arn: str = self.elbv2.create_target_group(
+            Name=f"{name}-tg",
+            Protocol="HTTP",
+            Port=8000,
+            VpcId=self.vpc,
+            HealthCheckPath="/healthz",
+        )["TargetGroups"][0]["TargetGroupArn"]
+        self.elbv2.modify_target_group_attributes(
+            TargetGroupArn=tg_arn,
+            Attributes=[
+                {"Key": "deregistration_delay.timeout_seconds", "Value": str(deregistration_delay)}
+            ],
+        )
+        self.elbv2.create_listener(
+            LoadBalancerArn=load_balancer_arn,
+            Protocol="HTTP",
+            Port=80,
+            DefaultActions=[{"Type": "forward", "TargetGroupArn": tg_arn}],
+        )
+        asg_name = f"{name}-asg"
+        self.autoscaling.create_auto_scaling_group(
+            AutoScalingGroupName=asg_name,
+            **self._launch_spec(name, user_data, launch_configuration),
+            MinSize=1,
+            MaxSize=2,
+            VPCZoneIdentifier=",".join(self.subnets),
+            TargetGroupARNs=[tg_arn],
+        )
+        name_of_lb = load_balancer_arn.split("/")[-2]
+        return Fleet(load_balancer_arn, name_of_lb, tg_arn, asg_name)
+
+    def _launch_spec(self, name: str, user_data: str, configuration: bool) -> dict[str, Any]:
+        machine = {"ImageId": "ami-12c6146b", "InstanceType": "t3.small"}
+        encoded = base64.b64encode(user_data.encode()).decode()
+        if configuration:  # botocore base64-encodes a launch configuration's user data itself
+            self.autoscaling.create_launch_configuration(
+                LaunchConfigurationName=f"{name}-lc", UserData=user_data, **machine
+            )
+            return {"LaunchConfigurationName": f"{name}-lc"}
+        template_id = self.ec2.create_launch_template(
+            LaunchTemplateName=f"{name}-lt", LaunchTemplateData={**machine, "UserData": encoded}
+        )["LaunchTemplate"]["LaunchTemplateId"]
+        return {"LaunchTemplate": {"LaunchTemplateId": template_id, "Version": "1"}}
+
+    def coupled_fleet(
+        self, idle: int = 60, *, deregistration_delay: int = 60, **user_data: Any
+    ) -> Fleet:
+        """An ALB at ``idle`` and an ASG whose user data the construct rendered for it."""
+        arn = self.load_balancer("web", idle)
+        return self.fleet(
+            arn,
+            construct_user_data(idle, **user_data),
+            deregistration_delay=deregistration_delay,
+        )
