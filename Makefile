@@ -10,10 +10,10 @@ export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 export JSII_NODE := $(CURDIR)/node_modules/.bin/node
 export CDK_DISABLE_CLI_TELEMETRY := true
 # OS tools the runtime tests use: shellcheck (lint), systemd-analyze (unit verification),
-# bwrap and curl (sandboxes: unit verification, the boot check).
-SYSTEM_TOOLS := shellcheck:shellcheck systemd-analyze:systemd bwrap:bubblewrap curl:curl
+# bwrap and curl (sandboxes: unit verification, the boot check), nginx (the proof's stand-in ALB).
+SYSTEM_TOOLS := shellcheck:shellcheck systemd-analyze:systemd bwrap:bubblewrap curl:curl nginx:nginx
 
-.PHONY: setup synth test lint bench render boot-check clean system-tools
+.PHONY: setup synth test lint bench render boot-check proof clean system-tools
 
 setup: $(VENV)/.installed node_modules/.installed system-tools
 
@@ -56,6 +56,11 @@ bench: setup
 # the way to try a change to the boot script before deploying it.
 boot-check: setup
 	$(PY) tests/bootcheck/bootcheck.py
+
+# Gunicorn's default keep-alive against the generated one, behind nginx standing in for the ALB
+# (about 2 minutes; `make test` runs the short version).
+proof: setup
+	$(PY) tests/proof/proof.py
 
 render: setup
 	$(PY) -m gunicorn_alb render --out build/instance-files
