@@ -46,3 +46,16 @@ def reference_template(reference_stack):  # type: ignore[no-untyped-def]
     from aws_cdk import assertions
 
     return assertions.Template.from_stack(reference_stack)
+
+
+@pytest.fixture(scope="session")
+def cli_synths(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """`cdk synth` of the reference app with the pinned CLI, once per distinct context the boot
+    check needs (the default, and -c idleTimeoutSeconds=120), in parallel, shared by the CLI
+    test and the boot check. Keyed by ``Variant.synth_key``."""
+    from tests.bootcheck import bootcheck
+
+    try:
+        return bootcheck.synthesize(bootcheck.VARIANTS, tmp_path_factory.mktemp("cdk-synth"))
+    except bootcheck.BootCheckError as error:
+        pytest.fail(str(error))

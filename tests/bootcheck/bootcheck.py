@@ -157,10 +157,10 @@ VARIANTS = (
     ),
     Variant(
         "broken-app",
-        "an import error in the app asset's app.py, HEALTH_WAIT_SECONDS=8",
+        "an import error in the app asset's app.py, HEALTH_WAIT_SECONDS=5",
         60,
         broken_app=True,
-        health_wait_seconds=8,
+        health_wait_seconds=5,
     ),
 )
 
@@ -188,6 +188,11 @@ def _synth_env() -> dict[str, str]:
         "PATH": f"{ROOT / 'node_modules/.bin'}:{ROOT / '.venv/bin'}:{os.environ.get('PATH', '')}",
         "JSII_NODE": str(ROOT / "node_modules/.bin/node"),
         "CDK_DISABLE_CLI_TELEMETRY": "true",
+        # No AWS account anywhere: synth must not need credentials.
+        "AWS_ACCESS_KEY_ID": "",
+        "AWS_SECRET_ACCESS_KEY": "",
+        "AWS_PROFILE": "",
+        "AWS_EC2_METADATA_DISABLED": "true",
     }
 
 

@@ -15,15 +15,13 @@ pytestmark = pytest.mark.runtime
 
 @pytest.fixture(scope="module")
 def prepared(
-    tmp_path_factory: pytest.TempPathFactory,
+    tmp_path_factory: pytest.TempPathFactory, cli_synths: dict[str, bootcheck.Synth]
 ) -> tuple[bootcheck.HostPython, dict[str, bootcheck.Synth], Path]:
     try:
         python = bootcheck.preflight()
-        work = tmp_path_factory.mktemp("bootcheck")
-        synths = bootcheck.synthesize(bootcheck.VARIANTS, work)
     except bootcheck.BootCheckError as error:
         pytest.fail(str(error))
-    return python, synths, work
+    return python, cli_synths, tmp_path_factory.mktemp("bootcheck")
 
 
 @pytest.mark.parametrize("variant", bootcheck.VARIANTS, ids=[v.name for v in bootcheck.VARIANTS])

@@ -37,17 +37,18 @@ def _cdk(root: Path, out: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_cli_synth_couples_the_context_idle_timeout(root: Path, tmp_path: Path) -> None:
-    result = _cdk(root, tmp_path, "-c", "idleTimeoutSeconds=120")
-    assert result.returncode == 0, result.stderr
-    template = json.loads((tmp_path / "GunicornAlbReference.template.json").read_text())
+def test_cli_synth_couples_the_context_idle_timeout(cli_synths) -> None:  # type: ignore[no-untyped-def]
+    """`npx cdk synth -c idleTimeoutSeconds=120` (run once for the session, shared with the boot
+    check, without credentials)."""
+    out = cli_synths["idleTimeoutSeconds=120"].outdir
+    template = json.loads((out / "GunicornAlbReference.template.json").read_text())
     parameter = template["Parameters"]["IdleTimeoutSeconds"]
     assert parameter["Default"] == 120
     assert "(125 s for the default 120 s)" in parameter["Description"]
     types = {resource["Type"] for resource in template["Resources"].values()}
     assert "AWS::EC2::LaunchTemplate" in types
     assert "AWS::AutoScaling::LaunchConfiguration" not in types
-    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["artifacts"]["GunicornAlbReference"]["environment"] == (
         "aws://unknown-account/unknown-region"
     )
