@@ -82,6 +82,14 @@ def enable_access_logs(
             ],
         )
     )
+    if not result.statement_added:
+        cdk.Annotations.of(load_balancer).add_warning_v2(
+            "gunicorn-alb:access-logs-bucket-policy",
+            f"The access-log bucket is imported, so its policy cannot be changed here: allow "
+            f"{LOG_DELIVERY_PRINCIPAL} (and, in regions opened before August 2022, the region's "
+            f"ELB account) s3:PutObject on {prefix}/AWSLogs/<account>/* yourself, or the ALB "
+            "cannot be created.",
+        )
     load_balancer.set_attribute("access_logs.s3.enabled", "true")
     load_balancer.set_attribute("access_logs.s3.bucket", bucket.bucket_name)
     load_balancer.set_attribute("access_logs.s3.prefix", prefix)

@@ -166,6 +166,16 @@ def test_a_users_log_bucket_is_used(tmp_path) -> None:  # type: ignore[no-untype
     template.resource_count_is("AWS::S3::Bucket", 1)
 
 
+def test_an_imported_log_bucket_draws_a_warning_about_its_policy() -> None:
+    stack, vpc = new_stack()
+    bucket = s3.Bucket.from_bucket_name(stack, "Logs", "my-alb-logs")
+    ApplicationLoadBalancedGunicornService(stack, "Service", vpc=vpc, access_logs_bucket=bucket)
+    warnings = assertions.Annotations.from_stack(stack).find_warning(
+        "*", Match.string_like_regexp("access-log bucket is imported")
+    )
+    assert len(warnings) == 1
+
+
 def test_instances_may_only_reach_https(default: assertions.Template) -> None:
     groups = default.find_resources(
         "AWS::EC2::SecurityGroup",

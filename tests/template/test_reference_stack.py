@@ -80,3 +80,29 @@ def test_fails_when_the_context_idle_timeout_is_out_of_range() -> None:
         ValueError, match="idle_timeout must be between 1 and 4000 seconds, got 5000"
     ):
         GunicornServiceStack(new_app(), "Reference", idle_timeout_seconds=5000)
+
+
+def test_a_certificate_arn_gives_https_with_a_redirect() -> None:
+    cert = "arn:aws:acm:eu-west-1:123456789012:certificate/abcd-1234"
+    template = assertions.Template.from_stack(
+        GunicornServiceStack(new_app(), "Reference", certificate_arn=cert)
+    )
+    template.has_resource_properties(
+        "AWS::ElasticLoadBalancingV2::Listener",
+        {"Port": 443, "Protocol": "HTTPS", "Certificates": [{"CertificateArn": cert}]},
+    )
+    template.has_resource_properties(
+        "AWS::ElasticLoadBalancingV2::Listener",
+        {"Port": 80, "DefaultActions": [Match.object_like({"Type": "redirect"})]},
+    )
+    template.has_output("Url", {"Value": {"Fn::Join": ["", Match.array_with(["https://"])]}})
+
+
+def test_reference_stack_protects_the_alb_from_deletion(
+    reference_template: assertions.Template,
+) -> None:
+    reference_template.has_resource_properties(
+        "AWS::ElasticLoadBalancingV2::LoadBalancer",
+        {"LoadBalancerAttributes": Match.array_with(
+            [{"Key": "deletion_protection.enabled", "Value": "true"}])},
+    )  # fmt: skip
