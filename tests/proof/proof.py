@@ -75,6 +75,10 @@ from functools import partial
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:  # run as a script: `python tests/proof/proof.py`
+    sys.path.insert(0, str(REPO))
+from tests import instance_files  # noqa: E402
+
 SAMPLE_APP = REPO / "constructs" / "gunicorn_alb" / "sample_app"
 WSGI_APP = "app:application"
 HEALTH_PATH = "/healthz"
@@ -262,48 +266,6 @@ def find_nginx() -> str:
 
 # --------------------------------------------------------------------------------------------
 # The project's own output: the rendered files and the boot script's environment
-
-
-def render_instance_files(out: Path) -> None:
-    """``python -m gunicorn_alb render`` for the scaled-down stack."""
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn_alb",
-            "render",
-            "--idle-timeout",
-            str(IDLE_TIMEOUT),
-            "--keepalive-margin",
-            str(KEEPALIVE_MARGIN),
-            "--out",
-            str(out),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-
-
-def boot_script_environment(rendered: Path, root: Path) -> dict[str, str]:
-    """The coupling environment as the real boot script derives and writes it under ``root``."""
-    script = (
-        'set -euo pipefail; source "$1/gunicorn-alb-boot"; source "$1/boot.env"; '
-        'derive_timeouts; write_coupling_files "$2"'
-    )
-    subprocess.run(
-        ["bash", "-c", script, "boot", str(rendered), str(root)],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    env: dict[str, str] = {}
-    for line in (root / "etc/gunicorn-alb/coupling.env").read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            key, _, value = line.partition("=")
-            env[key] = value
-    return env
 
 
 def gunicorn_default_keepalive() -> int:
@@ -758,8 +720,8 @@ def run(plan: Plan, workdir: Path | None = None) -> Outcome:
         if workdir is None:
             workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="proof-")))
         rendered = workdir / "rendered"
-        render_instance_files(rendered)
-        coupling = boot_script_environment(rendered, workdir / "root")
+        instance_files.render(rendered, IDLE_TIMEOUT, KEEPALIVE_MARGIN)
+        coupling = instance_files.boot_environment(rendered, workdir / "root")
         default_keepalive = gunicorn_default_keepalive()
         derived = int(coupling["GUNICORN_ALB_KEEPALIVE"])
         if derived <= IDLE_TIMEOUT:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from gunicorn_alb import rendering
+from tests import instance_files
 
 pytestmark = pytest.mark.runtime
 
@@ -27,37 +28,8 @@ IDLE, MARGIN = 10, 5
 def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     """The files from the `render` command, and the environment the real boot script derives."""
     out = tmp_path_factory.mktemp("render")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn_alb",
-            "render",
-            "--idle-timeout",
-            str(IDLE),
-            "--keepalive-margin",
-            str(MARGIN),
-            "--out",
-            str(out),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    root = out / "root"
-    subprocess.run(
-        [
-            "bash",
-            "-c",
-            f"source {out}/gunicorn-alb-boot; source {out}/boot.env; "
-            f"derive_timeouts; write_coupling_files {root}",
-        ],
-        check=True,
-    )
-    coupling = (root / "etc/gunicorn-alb/coupling.env").read_text()
-    env = dict(
-        line.split("=", 1) for line in coupling.splitlines() if line and not line.startswith("#")
-    )
-    return {"conf": out / "gunicorn.conf.py", "env": env}
+    conf = instance_files.render(out, IDLE, MARGIN)
+    return {"conf": conf, "env": instance_files.boot_environment(out, out / "root")}
 
 
 def _gunicorn_settings(conf: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
