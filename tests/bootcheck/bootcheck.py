@@ -175,14 +175,16 @@ class Synth:
     assets: dict[str, Any]
 
 
-def _synth_command(context: dict[str, str], outdir: Path) -> list[str]:
+def synth_command(context: dict[str, str], outdir: Path) -> list[str]:
+    """`npx cdk synth` of the reference app with the pinned CLI, into ``outdir``."""
     command = ["npx", "cdk", "synth", "--no-notices", "--quiet", "-o", str(outdir)]
     for key, value in sorted(context.items()):
         command += ["-c", f"{key}={value}"]
     return command
 
 
-def _synth_env() -> dict[str, str]:
+def synth_env() -> dict[str, str]:
+    """The pinned CLI and Node 22 first on PATH, and no AWS credentials."""
     return {
         **os.environ,
         "PATH": f"{ROOT / 'node_modules/.bin'}:{ROOT / '.venv/bin'}:{os.environ.get('PATH', '')}",
@@ -203,11 +205,11 @@ def synthesize(variants: Sequence[Variant], work: Path) -> dict[str, Synth]:
         if variant.synth_key in started:
             continue
         outdir = work / f"cdk.out-{re.sub(r'[^A-Za-z0-9]+', '-', variant.synth_key)}"
-        command = _synth_command(variant.context, outdir)
+        command = synth_command(variant.context, outdir)
         process = subprocess.Popen(
             command,
             cwd=ROOT,
-            env=_synth_env(),
+            env=synth_env(),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

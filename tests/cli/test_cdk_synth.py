@@ -3,38 +3,25 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from tests.bootcheck import bootcheck
+
 pytestmark = pytest.mark.cli
 
 
 def _cdk(root: Path, out: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    cdk = root / "node_modules" / ".bin" / "cdk"
-    if not cdk.exists():
+    """The pinned CLI, as the boot check runs it (same PATH, no AWS credentials)."""
+    if not (root / "node_modules" / ".bin" / "cdk").exists():
         pytest.fail("the pinned CDK CLI is not installed: run `make setup` (npm ci)")
-    env = {
-        **os.environ,
-        "PATH": f"{root / 'node_modules' / '.bin'}{os.pathsep}{os.environ['PATH']}",
-        "CDK_DISABLE_CLI_TELEMETRY": "true",
-        # No credentials anywhere: synth must not need them.
-        "AWS_ACCESS_KEY_ID": "",
-        "AWS_SECRET_ACCESS_KEY": "",
-        "AWS_PROFILE": "",
-        "AWS_EC2_METADATA_DISABLED": "true",
-    }
+    context = dict(arg.split("=", 1) for arg in args)
     return subprocess.run(
-        [str(cdk), "synth", "--no-notices", "--quiet", "-o", str(out), *args],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+        bootcheck.synth_command(context, out), cwd=root, env=bootcheck.synth_env(),
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
 
 
 def test_cli_synth_couples_the_context_idle_timeout(cli_synths) -> None:  # type: ignore[no-untyped-def]
@@ -55,7 +42,7 @@ def test_cli_synth_couples_the_context_idle_timeout(cli_synths) -> None:  # type
 
 
 def test_cli_synth_rejects_a_bad_context_value(root: Path, tmp_path: Path) -> None:
-    result = _cdk(root, tmp_path, "-c", "idleTimeoutSeconds=soon")
+    result = _cdk(root, tmp_path, "idleTimeoutSeconds=soon")
     assert result.returncode != 0
     assert "context idleTimeoutSeconds must be a whole number of seconds, got 'soon'" in (
         result.stdout + result.stderr
