@@ -20,7 +20,9 @@ def test_wheel_ships_the_instance_files_and_renders_from_them(root: Path, tmp_pa
     )  # fmt: skip
     (wheel,) = tmp_path.glob("cdk_gunicorn_alb-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for name in ("boot.sh", "boot.env.tmpl", "gunicorn.conf.py.tmpl", "gunicorn-app.service.tmpl"):
+    shipped = ("boot.sh", "boot.env.tmpl", "gunicorn.conf.py.tmpl", "gunicorn-app.service.tmpl")
+    shipped += ("coupling.sh", "gunicorn-alb-coupling.service", "gunicorn-alb-coupling.timer")
+    for name in shipped:
         assert f"gunicorn_alb/userdata/{name}" in names
     assert "gunicorn_alb/sample_app/app.py" in names
     assert not any(name.startswith(("constructs/", "userdata/", "tests/")) for name in names)

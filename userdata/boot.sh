@@ -20,6 +20,7 @@ readonly VENV=/opt/gunicorn-alb/venv
 readonly APP_DIR=/srv/gunicorn-app
 readonly APP_USER=gunicorn-app
 readonly UNIT=gunicorn-app.service
+readonly COUPLING_TIMER=gunicorn-alb-coupling.timer
 STARTED=0
 
 log() { printf 'gunicorn-alb-boot: %s\n' "$*" >&2; }
@@ -99,6 +100,47 @@ TimeoutStopSec=${STOP_TIMEOUT}
 EOF
 }
 
+# live_idle_timeout: prints the largest idle timeout (idle_timeout.timeout_seconds) of the load
+# balancers in front of TARGET_GROUP_ARN, read-only through the AWS CLI, or nothing when no load
+# balancer forwards to it yet (its listener is created after the instances). Fails, printing
+# nothing, when AWS cannot be read or answers something that is not a whole number.
+live_idle_timeout() {
+  local region=() load_balancers arn value largest=""
+  [[ -z ${AWS_REGION:-} ]] || region=(--region "$AWS_REGION")
+  load_balancers=$(aws elbv2 describe-target-groups "${region[@]}" \
+    --target-group-arns "$TARGET_GROUP_ARN" \
+    --query 'TargetGroups[0].LoadBalancerArns' --output text \
+    --cli-connect-timeout 5 --cli-read-timeout 10) || return 1
+  for arn in $load_balancers; do
+    [[ $arn == arn:* ]] || continue
+    value=$(aws elbv2 describe-load-balancer-attributes "${region[@]}" --load-balancer-arn "$arn" \
+      --query "Attributes[?Key=='idle_timeout.timeout_seconds'].Value | [0]" --output text \
+      --cli-connect-timeout 5 --cli-read-timeout 10) || return 1
+    [[ $value =~ ^[0-9]+$ ]] || { log "load balancer ${arn}: idle timeout '${value}'"; return 1; }
+    value=$((10#$value))
+    if [[ -z $largest ]] || ((value > largest)); then largest=$value; fi
+  done
+  printf '%s' "$largest"
+}
+
+# follow_live_idle_timeout: keep-alive = max(configured idle timeout, the live idle timeout of every
+# load balancer in front of this instance's target group) + margin, so an instance booted while
+# the idle timeout changes (by a deploy, or by hand) is safe in both directions. An AWS error keeps
+# the configured value (the coupling agent reads again within its period).
+follow_live_idle_timeout() {
+  [[ -n ${TARGET_GROUP_ARN:-} ]] || return 0
+  local live
+  if ! live=$(live_idle_timeout); then
+    log "could not read the live idle timeout; coupling to the configured ${IDLE_TIMEOUT_SECONDS} s"
+    return 0
+  fi
+  if [[ -n $live ]] && ((live > IDLE_TIMEOUT_SECONDS)); then
+    log "the live idle timeout ${live} s exceeds the configured ${IDLE_TIMEOUT_SECONDS} s: coupling to it"
+    IDLE_TIMEOUT_SECONDS=$live
+    derive_timeouts
+  fi
+}
+
 # install_signal_tool: cfn-signal first, in a dnf transaction of its own, so that every later
 # failure (a bad input, a package that does not install) can still be signalled.
 install_signal_tool() {
@@ -150,6 +192,14 @@ start_gunicorn() {
   systemctl start "$UNIT"
 }
 
+# start_coupling_agent: the timer that keeps keep-alive above the live idle timeout from now on
+# (gunicorn-alb-coupling; absent when the user data does not install it).
+start_coupling_agent() {
+  [[ -f /etc/systemd/system/$COUPLING_TIMER ]] || return 0
+  systemctl enable "$COUPLING_TIMER"
+  systemctl start "$COUPLING_TIMER"
+}
+
 # wait_healthy: the health path answers 2xx on the app port within HEALTH_WAIT_SECONDS.
 wait_healthy() {
   local deadline=$((SECONDS + HEALTH_WAIT_SECONDS))
@@ -185,6 +235,7 @@ main() {
   install_signal_tool
   derive_timeouts
   check_synth_values
+  follow_live_idle_timeout
   log "ALB idle timeout ${IDLE_TIMEOUT_SECONDS} s -> Gunicorn keep-alive ${KEEPALIVE} s," \
     "graceful timeout ${GRACEFUL_TIMEOUT} s, systemd stop timeout ${STOP_TIMEOUT} s"
   install_python_and_gunicorn
@@ -193,6 +244,7 @@ main() {
   write_coupling_files /
   start_gunicorn
   wait_healthy
+  start_coupling_agent
   signal_cloudformation 0
 }
 

@@ -47,6 +47,8 @@ def _render(args: argparse.Namespace) -> int:
         cfn_stack=args.stack_name,
         cfn_resource=args.signal_resource if args.stack_name else "",
         cfn_region=args.region if args.stack_name else "",
+        target_group_arn=args.target_group_arn,
+        aws_region=args.region if args.target_group_arn else "",
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -118,6 +120,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     render.add_argument("--signal-resource", default="AutoScalingGroup")
     render.add_argument("--region", default="us-east-1")
+    render.add_argument(
+        "--target-group-arn",
+        default="",
+        help="the target group whose load balancers' live idle timeout the instances follow "
+        "(adds the coupling agent; default: none, the configured idle timeout only)",
+    )
     args = parser.parse_args(args_in)
     return _render(args)
 

@@ -28,6 +28,13 @@ BOOT_SCRIPT_PATH = "/usr/local/sbin/gunicorn-alb-boot"
 BOOT_ENV_PATH = "/etc/gunicorn-alb/boot.env"
 GUNICORN_CONF_PATH = "/etc/gunicorn-alb/gunicorn.conf.py"
 UNIT_PATH = "/etc/systemd/system/gunicorn-app.service"
+COUPLING_AGENT_PATH = "/usr/local/sbin/gunicorn-alb-coupling"
+COUPLING_SERVICE_PATH = "/etc/systemd/system/gunicorn-alb-coupling.service"
+COUPLING_TIMER_PATH = "/etc/systemd/system/gunicorn-alb-coupling.timer"
+COUPLING_FILE_PATH = "/etc/gunicorn-alb/coupling.env"
+
+COUPLING_PERIOD_MAX_SECONDS = 30
+"""The coupling agent's timer starts it at most this long apart (the tests add up the timer)."""
 
 USER_DATA_SHEBANG = "#!/bin/bash"
 _HEREDOC_END = "GUNICORN_ALB_EOF"
@@ -54,6 +61,11 @@ class InstanceConfig:
     cfn_stack: str = ""
     cfn_resource: str = ""
     cfn_region: str = ""
+    target_group_arn: str = ""
+    """The target group whose load balancers' live idle timeouts the instance follows (at boot
+    and through the coupling agent); empty: no live coupling, the configured value only."""
+    aws_region: str = ""
+    """The region of the AWS calls (the target group's); empty: the AWS CLI's own default."""
 
 
 def _resource(name: str) -> str:
@@ -97,6 +109,8 @@ def render_boot_env(config: InstanceConfig) -> str:
         "cfn_stack": config.cfn_stack,
         "cfn_resource": config.cfn_resource,
         "cfn_region": config.cfn_region,
+        "target_group_arn": config.target_group_arn,
+        "aws_region": config.aws_region,
     }
     for key, value in values.items():
         # Space-separated lists are quoted in the template; everything else must be one word.
@@ -131,14 +145,25 @@ def render_unit(config: InstanceConfig) -> str:
     )
 
 
+def coupling_agent() -> str:
+    """The static coupling agent script, as shipped."""
+    return _resource("coupling.sh")
+
+
 def render_files(config: InstanceConfig) -> dict[str, str]:
-    """Every file the user data drops on the instance, by absolute path."""
-    return {
+    """Every file the user data drops on the instance, by absolute path. The coupling agent and
+    its units come only with a target group to follow."""
+    files = {
         BOOT_ENV_PATH: render_boot_env(config),
         GUNICORN_CONF_PATH: render_gunicorn_conf(config),
         UNIT_PATH: render_unit(config),
         BOOT_SCRIPT_PATH: boot_script(),
     }
+    if config.target_group_arn:
+        files[COUPLING_AGENT_PATH] = coupling_agent()
+        files[COUPLING_SERVICE_PATH] = _resource("gunicorn-alb-coupling.service")
+        files[COUPLING_TIMER_PATH] = _resource("gunicorn-alb-coupling.timer")
+    return files
 
 
 def render_user_data_body(config: InstanceConfig) -> str:
@@ -150,7 +175,8 @@ def render_user_data_body(config: InstanceConfig) -> str:
         "set -euo pipefail",
         "umask 022",
     ]
-    for path, content in render_files(config).items():
+    files = render_files(config)
+    for path, content in files.items():
         if _HEREDOC_END in content:
             raise ValueError(f"{path} contains the heredoc delimiter {_HEREDOC_END}")
         directory = path.rsplit("/", 1)[0]
@@ -161,7 +187,7 @@ def render_user_data_body(config: InstanceConfig) -> str:
             _HEREDOC_END,
         ]
     lines += [
-        f"chmod 0755 {BOOT_SCRIPT_PATH}",
+        f"chmod 0755 {' '.join(p for p in files if p.startswith('/usr/local/sbin/'))}",
         f"exec {BOOT_SCRIPT_PATH} {BOOT_ENV_PATH}",
     ]
     return "\n".join(lines)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -80,7 +81,9 @@ def test_fails_when_gunicorn_starts_without_the_coupled_values(rendered) -> None
     env = {k: v for k, v in os.environ.items() if not k.startswith("GUNICORN_ALB_")}
     result = _check_config(rendered["conf"], env)
     assert result.returncode != 0
-    assert "GUNICORN_ALB_KEEPALIVE is not set" in result.stdout + result.stderr
+    assert "GUNICORN_ALB_KEEPALIVE and GUNICORN_ALB_GRACEFUL_TIMEOUT are not set" in (
+        result.stdout + result.stderr
+    )
 
 
 def test_gunicorn_check_config_accepts_the_rendered_config(rendered) -> None:  # type: ignore[no-untyped-def]
@@ -159,3 +162,79 @@ def test_gunicorn_keeps_an_idle_connection_open_past_its_default_keepalive(serve
     assert response.status == 200
     response.read()
     assert connection.sock.getsockname()[1] == local_port, "the connection was not reused"
+
+
+def _reused_after(port: int, idle: float) -> bool:
+    """Whether a connection left idle for ``idle`` seconds is still the same one afterwards."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        connection.request("GET", "/healthz")
+        connection.getresponse().read()
+        local_port = connection.sock.getsockname()[1]
+        time.sleep(idle)
+        connection.request("GET", "/healthz")
+        connection.getresponse().read()
+        return bool(connection.sock.getsockname()[1] == local_port)
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        connection.close()
+
+
+def _workers(master: int) -> set[int]:
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    return {int(pid) for pid in children}
+
+
+def test_a_reload_gives_new_workers_the_keepalive_of_the_rewritten_coupling_file(
+    rendered, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """What the coupling agent relies on: Gunicorn executes gunicorn.conf.py again on HUP and
+    reads the coupling file there (not the unchanged process environment), so new workers run
+    the new keep-alive. A reload with the file gone keeps the master up (the unit's values)."""
+    coupling = tmp_path / "coupling.env"
+    coupling.write_text(
+        "GUNICORN_ALB_IDLE_TIMEOUT=0\nGUNICORN_ALB_KEEPALIVE=1\nGUNICORN_ALB_GRACEFUL_TIMEOUT=3\n"
+    )
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GUNICORN_ALB_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--config", str(rendered["conf"]),
+         "--bind", f"127.0.0.1:{port}", "--workers", "1", "--chdir", str(SAMPLE_APP),
+         "app:application"],
+        env={**env, "GUNICORN_ALB_COUPLING_FILE": str(coupling), "PYTHONDONTWRITEBYTECODE": "1",
+             "GUNICORN_ALB_KEEPALIVE": "1", "GUNICORN_ALB_GRACEFUL_TIMEOUT": "3"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while not _workers(process.pid) or not _answers(port):
+            assert process.poll() is None and time.monotonic() < deadline, "did not start"
+            time.sleep(0.1)
+        assert not _reused_after(port, 1.6), "keep-alive 1 s kept an idle connection 1.6 s"
+        before = _workers(process.pid)
+        coupling.write_text(coupling.read_text().replace("KEEPALIVE=1", "KEEPALIVE=4"))
+        process.send_signal(signal.SIGHUP)
+        while _workers(process.pid) & before or not _workers(process.pid):
+            assert process.poll() is None and time.monotonic() < deadline + 30, "no new worker"
+            time.sleep(0.1)
+        assert _reused_after(port, 1.6), "the new worker did not run keep-alive 4 s"
+        coupling.unlink()
+        process.send_signal(signal.SIGHUP)
+        time.sleep(1)
+        assert process.poll() is None, "a reload without the coupling file stopped the master"
+        assert _answers(port)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    stderr = process.stderr.read().decode() if process.stderr else ""
+    assert "cannot read" in stderr and "using the values the unit started with" in stderr
+
+
+def _answers(port: int) -> bool:
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+        connection.request("GET", "/healthz")
+        return connection.getresponse().status == 200
+    except (OSError, http.client.HTTPException):
+        return False

@@ -61,7 +61,9 @@ def test_gunicorn_conf_has_the_worker_settings_and_reads_the_coupled_values() ->
     text = rendering.render_gunicorn_conf(config(threads=8))
     assert 'worker_class = "gthread"' in text
     assert "threads = 8" in text
-    assert 'keepalive = _coupled("GUNICORN_ALB_KEEPALIVE")' in text
+    assert 'keepalive = _coupled["GUNICORN_ALB_KEEPALIVE"]' in text
+    # Read from the coupling file at every (re)load: the environment does not change on HUP.
+    assert '"/etc/gunicorn-alb/coupling.env"' in text
     assert 'bind = "0.0.0.0:8000"' in text
     assert 'forwarded_allow_ips = "10.0.0.0/16"' in text
 
@@ -126,3 +128,45 @@ def test_each_written_file_reads_back_from_the_user_data() -> None:
 
 def test_parse_env_skips_comments_and_unquotes() -> None:
     assert rendering.parse_env('# c\nA=1\n\nB="x y"\nC=\n') == {"A": "1", "B": "x y", "C": ""}
+
+
+TG = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web/0123456789abcdef"
+
+
+def test_a_target_group_brings_the_coupling_agent_and_its_timer() -> None:
+    files = rendering.render_files(config(target_group_arn=TG, aws_region="us-east-1"))
+    assert files[rendering.COUPLING_AGENT_PATH] == rendering.coupling_agent()
+    assert (
+        "ExecStart=/usr/local/sbin/gunicorn-alb-coupling /etc/gunicorn-alb/boot.env"
+        in (files[rendering.COUPLING_SERVICE_PATH])
+    )
+    values = env(files[rendering.BOOT_ENV_PATH])
+    assert (values["TARGET_GROUP_ARN"], values["AWS_REGION"]) == (TG, "us-east-1")
+    user_data = rendering.render_user_data(config(target_group_arn=TG, aws_region="us-east-1"))
+    assert f"chmod 0755 {rendering.BOOT_SCRIPT_PATH} {rendering.COUPLING_AGENT_PATH}" in user_data
+    for path, content in files.items():
+        assert rendering.written_file(user_data, path) == content.rstrip("\n"), path
+
+
+def test_without_a_target_group_there_is_no_agent() -> None:
+    files = rendering.render_files(config())
+    assert rendering.COUPLING_AGENT_PATH not in files
+    assert env(files[rendering.BOOT_ENV_PATH])["TARGET_GROUP_ARN"] == ""
+
+
+def _seconds(value: str) -> int:
+    assert value.endswith("s"), value
+    return int(value[:-1])
+
+
+def test_the_agents_timer_starts_it_at_most_30_seconds_apart() -> None:
+    """OnUnitActiveSec= (from one start to the next) + RandomizedDelaySec= + AccuracySec=."""
+    timer = rendering.render_files(config(target_group_arn=TG))[rendering.COUPLING_TIMER_PATH]
+    settings = dict(
+        line.split("=", 1) for line in timer.splitlines() if "=" in line and line[0] != "#"
+    )
+    period = sum(
+        _seconds(settings[key]) for key in ("OnUnitActiveSec", "RandomizedDelaySec", "AccuracySec")
+    )
+    assert period <= rendering.COUPLING_PERIOD_MAX_SECONDS == 30
+    assert settings["Unit"] == "gunicorn-alb-coupling.service"
