@@ -8,18 +8,14 @@ queries run for real. Every call is appended to ``calls`` in the state's directo
 State::
 
     {"target_groups": {"TG_ARN": ["LB_ARN", ...]},
-     "load_balancers": {"LB_ARN": {"idle_timeout": 60} | {"nginx_conf": "/path/nginx.conf"}},
+     "load_balancers": {"LB_ARN": {"idle_timeout": 60}},
      "error": "An error occurred (Throttling) ..."}      # optional: every call fails with it
-
-``nginx_conf``: the idle timeout is read from the stand-in load balancer's config (the proof's
-nginx), from its ``keepalive_timeout Ns;  # the load balancer's idle timeout`` line.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -45,9 +41,6 @@ def install(bin_dir: Path, state: Path) -> dict[str, str]:
     return {"PATH": f"{bin_dir}:{os.environ['PATH']}", "GUNICORN_ALB_AWS_STATE": str(state)}
 
 
-NGINX_IDLE = re.compile(r"keepalive_timeout (\d+)s;\s*# the load balancer's idle timeout")
-
-
 def _text(value: Any) -> str:
     """The CLI's ``--output text`` for what a query returns: scalars, lists of scalars."""
     if value is None:
@@ -63,15 +56,6 @@ def _options(argv: list[str]) -> dict[str, str]:
         if word.startswith("--"):
             options[word[2:]] = next(words, "")
     return options
-
-
-def _idle(balancer: dict[str, Any]) -> str:
-    if "nginx_conf" in balancer:
-        match = NGINX_IDLE.search(Path(balancer["nginx_conf"]).read_text())
-        if match is None:
-            raise SystemExit(f"aws stand-in: no idle timeout in {balancer['nginx_conf']}")
-        return match.group(1)
-    return str(balancer["idle_timeout"])
 
 
 def respond(state: dict[str, Any], service: str, operation: str, options: dict[str, str]) -> Any:
@@ -100,7 +84,7 @@ def respond(state: dict[str, Any], service: str, operation: str, options: dict[s
                 {"Key": "deletion_protection.enabled", "Value": "false"},
                 {
                     "Key": "idle_timeout.timeout_seconds",
-                    "Value": _idle(state["load_balancers"][arn]),
+                    "Value": str(state["load_balancers"][arn]["idle_timeout"]),
                 },
                 {"Key": "routing.http.drop_invalid_header_fields.enabled", "Value": "true"},
             ]
