@@ -1,0 +1,238 @@
+"""The checks: pure functions over what was read (no AWS), through the timeout model.
+
+What the construct's user data says the instances run (``boot.env`` and ``gunicorn.conf.py``,
+found with the renderer's own parser), then each rule against the live values: keep-alive above
+the live idle timeout, a worker class that honours keep-alive, the drain order, max_requests
+jitter, and the ELB-generated 502/504 counts.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+
+from gunicorn_alb import rendering, timeouts
+from gunicorn_alb.doctor.model import (
+    AsgReport,
+    Finding,
+    LoadBalancerReport,
+    Report,
+    TargetGroupReport,
+)
+
+ELB_METRICS = {"elb-502-count": "HTTPCode_ELB_502_Count", "elb-504-count": "HTTPCode_ELB_504_Count"}
+
+_RULE_SUFFIX = re.compile(r"\(rule ([a-z-]+)\)$")
+_ARGUMENT_RULES = {
+    "deregistration_delay": "drain-bounded-by-idle",
+    "graceful_timeout": "graceful-within-drain",
+    "stop_timeout": "stop-after-graceful",
+    "max_requests": "max-requests-needs-jitter",
+}
+_CONF_KEYS = ("worker_class", "threads", "max_requests", "max_requests_jitter")
+
+# --- What the construct wrote ----------------------------------------------------------------
+
+
+def parse_gunicorn_conf(text: str) -> dict[str, object]:
+    """The literal top-level settings the construct templates in ``gunicorn.conf.py``."""
+    settings: dict[str, object] = {}
+    for key in _CONF_KEYS:
+        match = re.search(rf"^{key}\s*=\s*(.+?)\s*$", text, re.MULTILINE)
+        if match is None:
+            continue
+        try:
+            settings[key] = ast.literal_eval(match.group(1))
+        except (ValueError, SyntaxError):
+            continue
+    return settings
+
+
+def _seconds(env: dict[str, str], key: str) -> int | None:
+    value = env.get(key, "")
+    return int(value) if value.isdigit() else None
+
+
+def _read_boot_env(report: Report, lb: str, asg: AsgReport, env: dict[str, str]) -> None:
+    """Fill the ASG's timeouts as the boot script derives them, through the model."""
+    idle = _seconds(env, "IDLE_TIMEOUT_SECONDS")
+    margin = _seconds(env, "KEEPALIVE_MARGIN_SECONDS")
+    delay = _seconds(env, "DEREGISTRATION_DELAY_SECONDS")
+    if idle is None or margin is None or delay is None:
+        report.cannot(
+            lb,
+            asg.name,
+            "boot.env has no numeric IDLE_TIMEOUT_SECONDS, KEEPALIVE_MARGIN_SECONDS or "
+            f"DEREGISTRATION_DELAY_SECONDS (got {env.get('IDLE_TIMEOUT_SECONDS')!r}, "
+            f"{env.get('KEEPALIVE_MARGIN_SECONDS')!r}, "
+            f"{env.get('DEREGISTRATION_DELAY_SECONDS')!r}): keep-alive not determined",
+        )
+        return
+    try:
+        booted = timeouts.derive_timeouts(
+            idle,
+            keepalive_margin=margin,
+            deregistration_delay=delay,
+            graceful_timeout=_seconds(env, "GRACEFUL_TIMEOUT_SECONDS"),
+            stop_timeout=_seconds(env, "STOP_TIMEOUT_SECONDS"),
+        )
+    except timeouts.TimeoutRuleError as error:
+        problems = "; ".join(error.problems)
+        report.find(
+            Finding(
+                "boot-env-invalid",
+                f"{asg.name}: the user data's boot.env breaks the timeout model, so the boot "
+                f"script refuses to start Gunicorn: {problems}",
+                lb,
+                asg.name,
+            )
+        )
+        return
+    asg.boot_idle_timeout = booted.idle_timeout
+    asg.keepalive_margin = booted.keepalive_margin
+    asg.keepalive = booted.keepalive
+    asg.graceful_timeout = booted.graceful_timeout
+    asg.stop_timeout = booted.stop_timeout
+
+
+def _read_gunicorn_conf(report: Report, lb: str, asg: AsgReport, conf: str | None) -> None:
+    settings = parse_gunicorn_conf(conf or "")
+    worker, threads = settings.get("worker_class"), settings.get("threads")
+    recycle, jitter = settings.get("max_requests"), settings.get("max_requests_jitter")
+    asg.worker_class = worker if isinstance(worker, str) else None
+    asg.threads = threads if isinstance(threads, int) else None
+    asg.max_requests = recycle if isinstance(recycle, int) else None
+    asg.max_requests_jitter = jitter if isinstance(jitter, int) else None
+    missing = [key for key in _CONF_KEYS if getattr(asg, key) is None]
+    if missing:
+        report.cannot(
+            lb,
+            asg.name,
+            f"{rendering.GUNICORN_CONF_PATH} in the user data does not set "
+            f"{', '.join(missing)} literally: not checked",
+        )
+
+
+def read_instance_settings(
+    report: Report, lb: str, asg: AsgReport, user_data: str, hint: str = ""
+) -> None:
+    """What the construct's user data says the instances run; undetermined without it
+    (``hint``: what to check by hand then)."""
+    boot_env = rendering.written_file(user_data, rendering.BOOT_ENV_PATH)
+    if boot_env is None:
+        report.cannot(
+            lb,
+            asg.name,
+            f"the user data was not written by the gunicorn-alb construct (it writes no "
+            f"{rendering.BOOT_ENV_PATH}): Gunicorn's keep-alive, worker class and graceful "
+            f"timeout are unknown, so they were not checked{hint}",
+        )
+        return
+    asg.made_by_construct = True
+    _read_boot_env(report, lb, asg, rendering.parse_env(boot_env))
+    _read_gunicorn_conf(
+        report, lb, asg, rendering.written_file(user_data, rendering.GUNICORN_CONF_PATH)
+    )
+
+
+# --- Checks ----------------------------------------------------------------------------------
+
+
+def rule_id(problem: str) -> str:
+    """The model rule a :class:`~gunicorn_alb.timeouts.TimeoutRuleError` problem breaks."""
+    match = _RULE_SUFFIX.search(problem)
+    if match:
+        return match.group(1)
+    argument = problem.split(" ", 1)[0]
+    return _ARGUMENT_RULES.get(argument, "timeout-model")
+
+
+def check_keepalive(report: Report, lb: LoadBalancerReport, asg: AsgReport) -> None:
+    """keepalive-exceeds-idle against the ALB's live idle timeout."""
+    if asg.keepalive is None:
+        return
+    idle = lb.idle_timeout
+    if asg.keepalive - idle >= timeouts.KEEPALIVE_MARGIN_MIN:
+        if asg.boot_idle_timeout != idle:
+            report.note(
+                f"{asg.name}: instances booted for an idle timeout of {asg.boot_idle_timeout} s; "
+                f"load balancer {lb.name} is now at {idle} s (still below the keep-alive "
+                f"{asg.keepalive} s; a deploy realigns them)"
+            )
+        return
+    message = (
+        f"{asg.name}: Gunicorn keep-alive {asg.keepalive} s is not greater than the idle "
+        f"timeout {idle} s of load balancer {lb.name} (the instances booted for "
+        f"{asg.boot_idle_timeout} s + margin {asg.keepalive_margin} s): Gunicorn closes pooled "
+        f"connections the ALB still uses, and the ALB answers 502. Deploy with the idle "
+        f"timeout {idle} s so the instances roll, or set the ALB back to "
+        f"{asg.boot_idle_timeout} s (rule keepalive-exceeds-idle)"
+    )
+    report.find(Finding("keepalive-exceeds-idle", message, lb.name, asg.name))
+
+
+def check_worker(report: Report, lb: LoadBalancerReport, asg: AsgReport) -> None:
+    """The worker class honours keep-alive (the model's check_worker)."""
+    if asg.worker_class is None or asg.threads is None:
+        return
+    for problem in timeouts.check_worker(asg.worker_class, asg.threads):
+        worker = problem.startswith("worker_class")
+        kind = "worker-ignores-keepalive" if worker else "worker-threads"
+        report.find(Finding(kind, f"{asg.name}: {problem}", lb.name, asg.name))
+
+
+def check_drain(
+    report: Report, lb: LoadBalancerReport, tg: TargetGroupReport, asg: AsgReport
+) -> None:
+    """The instance's graceful/stop timeouts and max_requests against the live drain, through
+    the model's rules (graceful-within-drain, max-requests-needs-jitter, ...)."""
+    if asg.keepalive_margin is None or asg.graceful_timeout is None:
+        return
+    try:
+        timeouts.derive_timeouts(
+            lb.idle_timeout,
+            keepalive_margin=asg.keepalive_margin,
+            deregistration_delay=tg.deregistration_delay,
+            graceful_timeout=asg.graceful_timeout,
+            stop_timeout=asg.stop_timeout,
+            max_requests=asg.max_requests or 0,
+            max_requests_jitter=asg.max_requests_jitter or 0,
+        )
+    except timeouts.TimeoutRuleError as error:
+        for problem in error.problems:
+            message = f"{asg.name} behind target group {tg.name}: {problem}"
+            report.find(Finding(rule_id(problem), message, lb.name, asg.name))
+
+
+def check_fleet(
+    report: Report, lb: LoadBalancerReport, tg: TargetGroupReport, asg: AsgReport
+) -> None:
+    check_keepalive(report, lb, asg)
+    check_worker(report, lb, asg)
+    check_drain(report, lb, tg, asg)
+
+
+def check_elb_errors(report: Report, lb: LoadBalancerReport, counts: dict[str, int]) -> None:
+    """The ELB-generated error counts read over the window (by finding id), as findings."""
+    lb.elb_502_count, lb.elb_504_count = counts["elb-502-count"], counts["elb-504-count"]
+    why = {
+        "elb-502-count": "502s with no matching HTTPCode_Target_5XX_Count are the keep-alive "
+        "race (a target closed a pooled connection) or targets refusing connections",
+        "elb-504-count": "the target did not answer within the idle timeout, or a connection "
+        "to it took over 10 s",
+    }
+    for key, count in counts.items():
+        if count > 0:
+            message = (
+                f"{lb.name}: {ELB_METRICS[key]} = {count} over the last {report.window}: {why[key]}"
+            )
+            report.find(Finding(key, message, lb.name, lb.name))
+
+
+def manual_check(lb: LoadBalancerReport, tg: TargetGroupReport) -> str:
+    """What to check by hand when the instances' settings cannot be read."""
+    return (
+        f". Check by hand: Gunicorn's keepalive must exceed {lb.idle_timeout} s, its worker "
+        "class must honour keep-alive (not sync), and its graceful_timeout must be at most "
+        f"{tg.deregistration_delay} s"
+    )
