@@ -50,17 +50,17 @@ lint: setup
 	$(VENV)/bin/mypy
 
 bench: setup
-	$(PY) tests/bench/bench.py
+	$(PY) tools/bench/bench.py
 
-# Boots the reference stack's user data as root in a bubblewrap sandbox (tests/bootcheck/):
+# Boots the reference stack's user data as root in a bubblewrap sandbox (tools/bootcheck/):
 # the way to try a change to the boot script before deploying it.
 boot-check: setup
-	$(PY) tests/bootcheck/bootcheck.py
+	$(PY) tools/bootcheck/bootcheck.py
 
 # Gunicorn's default keep-alive against the generated one, behind nginx standing in for the ALB
 # (about 2 minutes; `make test` runs the short version).
 proof: setup
-	$(PY) tests/proof/proof.py
+	$(PY) tools/proof/proof.py
 
 render: setup
 	$(PY) -m gunicorn_alb render --out build/instance-files

@@ -26,7 +26,9 @@ def test_wheel_ships_the_instance_files_and_renders_from_them(root: Path, tmp_pa
         assert f"gunicorn_alb/userdata/{name}" in names
     assert "gunicorn_alb/sample_app/app.py" in names
     assert {"gunicorn_alb/doctor/__init__.py", "gunicorn_alb/doctor/cli.py"} <= names
-    assert not any(name.startswith(("constructs/", "userdata/", "tests/")) for name in names)
+    assert not any(
+        name.startswith(("constructs/", "userdata/", "tests/", "tools/")) for name in names
+    )
 
     out = tmp_path / "rendered"
     env = dict(os.environ)

@@ -1,4 +1,4 @@
-"""The boot check (tests/bootcheck/bootcheck.py) as a test: each variant boots the reference
+"""The boot check (tools/bootcheck/bootcheck.py) as a test: each variant boots the reference
 stack's real user data in a bubblewrap sandbox. Needs root, bubblewrap, systemd-analyze, curl and
 PyPI; a missing one fails the test with its name. About a minute for all four variants."""
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.bootcheck import bootcheck
+from tools.bootcheck import bootcheck
 
 pytestmark = pytest.mark.runtime
 

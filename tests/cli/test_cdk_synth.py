@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.bootcheck import bootcheck
+from tools.bootcheck import bootcheck
 
 pytestmark = pytest.mark.cli
 

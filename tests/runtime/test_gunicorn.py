@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from gunicorn_alb import rendering
-from tests import instance_files
+from tools import instance_files
 
 pytestmark = pytest.mark.runtime
 

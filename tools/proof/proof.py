@@ -3,9 +3,9 @@ the keep-alive this project derives does not.
 
 Usage (from the repository root)::
 
-    .venv/bin/python tests/proof/proof.py             # full run, about 2 minutes
-    .venv/bin/python tests/proof/proof.py --short     # the CI run, about half a minute
-    .venv/bin/python tests/proof/proof.py --keep DIR  # keep configs and logs in DIR
+    .venv/bin/python tools/proof/proof.py             # full run, about 2 minutes
+    .venv/bin/python tools/proof/proof.py --short     # the CI run, about half a minute
+    .venv/bin/python tools/proof/proof.py --keep DIR  # keep configs and logs in DIR
 
 Exit status 0 when the generated config lost no request *and* the defaults lost some (if the
 defaults lose none, the harness did not reproduce the race and the run proves nothing); 1
@@ -75,9 +75,9 @@ from functools import partial
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:  # run as a script: `python tests/proof/proof.py`
+if str(REPO) not in sys.path:  # run as a script: `python tools/proof/proof.py`
     sys.path.insert(0, str(REPO))
-from tests import instance_files  # noqa: E402
+from tools import instance_files  # noqa: E402
 
 SAMPLE_APP = REPO / "constructs" / "gunicorn_alb" / "sample_app"
 WSGI_APP = "app:application"

@@ -1,7 +1,7 @@
 """Benchmark: synth cost of the reference app against a bare ALB + ASG app, and the whole test
 suite against one synth. Prints figures; asserts nothing (speed is never a timed test).
 
-    make bench        (or: .venv/bin/python tests/bench/bench.py [--runs 5] [--no-suite])
+    make bench        (or: .venv/bin/python tools/bench/bench.py [--runs 5] [--no-suite])
 
 Budgets (DEVELOPERS.md): reference synth <= 1.25 x bare; whole suite <= 20 synths.
 """
@@ -40,7 +40,7 @@ def main() -> int:
     parser.add_argument("--no-suite", action="store_true", help="skip timing the test suite")
     args = parser.parse_args()
 
-    bare = _synth_seconds(f"{sys.executable} tests/bench/bare_app.py", args.runs)
+    bare = _synth_seconds(f"{sys.executable} tools/bench/bare_app.py", args.runs)
     reference = _synth_seconds(None, args.runs)
     bare_median, reference_median = statistics.median(bare), statistics.median(reference)
     print(

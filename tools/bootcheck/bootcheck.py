@@ -1,7 +1,7 @@
 """Boot check: run the instance user data of the synthesized reference stack, as root, in a
 bubblewrap sandbox, and check that it boots Gunicorn the way an EC2 instance would.
 
-    .venv/bin/python tests/bootcheck/bootcheck.py [--variant NAME]... [--keep] [--work-dir DIR]
+    .venv/bin/python tools/bootcheck/bootcheck.py [--variant NAME]... [--keep] [--work-dir DIR]
 
 For each variant the check synthesizes the reference app (``cdk synth``), takes the launch
 template's user data exactly as the template holds it, substitutes the CloudFormation tokens with

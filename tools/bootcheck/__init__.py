@@ -1,0 +1,1 @@
+"""The boot check: the reference user data booted as root in a sandbox (`make boot-check`)."""
