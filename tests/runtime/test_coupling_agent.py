@@ -6,8 +6,8 @@ ELBv2 responses, the scripts' real ``--query`` expressions) and one for ``system
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import subprocess
 import time
 from dataclasses import dataclass
