@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import boto3  # type: ignore[import-untyped]
 from botocore.config import Config  # type: ignore[import-untyped]
-from botocore.exceptions import ClientError  # type: ignore[import-untyped]
+from botocore.exceptions import (  # type: ignore[import-untyped]
+    BotoCoreError,
+    ClientError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+    PartialCredentialsError,
+    ProfileNotFound,
+)
 
 from gunicorn_alb.doctor.model import PROG, DoctorError
 
@@ -124,3 +132,27 @@ def describe_client_error(error: ClientError) -> str:
             "when fewer tools call the same APIs"
         )
     return f"{action} failed: {code}: {_error_text(error)}"
+
+
+T = TypeVar("T")
+
+
+def aws_errors(call: Callable[[], T]) -> T:
+    """``call()``, with AWS SDK errors turned into a DoctorError that says what to do."""
+    try:
+        return call()
+    except (NoCredentialsError, PartialCredentialsError):
+        raise DoctorError(
+            "no usable AWS credentials: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, pass "
+            "--profile, or log in (aws sso login / aws configure)"
+        ) from None
+    except ProfileNotFound as error:
+        raise DoctorError(f"{error} (check --profile and AWS_PROFILE)") from None
+    except NoRegionError:
+        raise DoctorError("no AWS region: pass --region or set AWS_DEFAULT_REGION") from None
+    except EndpointConnectionError as error:
+        raise DoctorError(f"cannot reach AWS: {error}") from None
+    except ClientError as error:
+        raise DoctorError(describe_client_error(error)) from None
+    except BotoCoreError as error:
+        raise DoctorError(f"AWS SDK error: {error}") from None

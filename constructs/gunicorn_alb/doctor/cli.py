@@ -14,17 +14,8 @@ import re
 import sys
 from collections.abc import Callable
 
-from botocore.exceptions import (  # type: ignore[import-untyped]
-    BotoCoreError,
-    ClientError,
-    EndpointConnectionError,
-    NoCredentialsError,
-    NoRegionError,
-    PartialCredentialsError,
-    ProfileNotFound,
-)
-
-from gunicorn_alb.doctor.aws import connect, describe_client_error
+from gunicorn_alb.doctor import probe
+from gunicorn_alb.doctor.aws import aws_errors, connect
 from gunicorn_alb.doctor.fleet import diagnose
 from gunicorn_alb.doctor.model import PROG, DoctorError
 from gunicorn_alb.doctor.report import to_json, to_text
@@ -33,7 +24,7 @@ WINDOW_UNITS = {"m": 60, "h": 3600, "d": 86400}
 WINDOW_MAX_SECONDS = 15 * 86400
 
 Command = Callable[[list[str]], int]
-SUBCOMMANDS: dict[str, Command] = {}
+SUBCOMMANDS: dict[str, Command] = {"probe": probe.main}
 """``gunicorn-alb-doctor NAME ARGS...`` runs ``SUBCOMMANDS[NAME](ARGS)``, the exit code."""
 
 
@@ -82,24 +73,9 @@ def _fail(message: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        report = diagnose(connect(args.region, args.profile), args)
+        report = aws_errors(lambda: diagnose(connect(args.region, args.profile), args))
     except DoctorError as error:
         return _fail(str(error))
-    except (NoCredentialsError, PartialCredentialsError):
-        return _fail(
-            "no usable AWS credentials: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, pass "
-            "--profile, or log in (aws sso login / aws configure)"
-        )
-    except ProfileNotFound as error:
-        return _fail(f"{error} (check --profile and AWS_PROFILE)")
-    except NoRegionError:
-        return _fail("no AWS region: pass --region or set AWS_DEFAULT_REGION")
-    except EndpointConnectionError as error:
-        return _fail(f"cannot reach AWS: {error}")
-    except ClientError as error:
-        return _fail(describe_client_error(error))
-    except BotoCoreError as error:
-        return _fail(f"AWS SDK error: {error}")
     if args.json:
         print(json.dumps(to_json(report, args.strict), indent=2))
     else:

@@ -119,17 +119,23 @@ def load_balancer_dimension(arn: str) -> str:
     return arn.split(":loadbalancer/", 1)[-1]
 
 
-def _idle_timeout(aws: Aws, report: Report, lb: dict[str, Any]) -> int:
+def live_idle_timeout(aws: Aws, lb: dict[str, Any]) -> int | None:
+    """The ALB's idle timeout attribute, or None when AWS does not return it."""
     arn = str(lb["LoadBalancerArn"])
     response = aws.elbv2.describe_load_balancer_attributes(LoadBalancerArn=arn)
     value = _attributes(response).get(IDLE_TIMEOUT_KEY)
+    return None if value is None else int(value)
+
+
+def _idle_timeout(aws: Aws, report: Report, lb: dict[str, Any]) -> int:
+    value = live_idle_timeout(aws, lb)
     if value is None:
         report.note(
             f"{lb['LoadBalancerName']}: {IDLE_TIMEOUT_KEY} was not returned; assumed the AWS "
             f"default {timeouts.IDLE_TIMEOUT_DEFAULT} s"
         )
         return timeouts.IDLE_TIMEOUT_DEFAULT
-    return int(value)
+    return value
 
 
 def _deregistration_delay(aws: Aws, arn: str) -> int:
