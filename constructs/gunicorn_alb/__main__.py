@@ -4,7 +4,8 @@
 receives (the user data, and each file it drops: boot.env, gunicorn.conf.py, the systemd unit, the
 boot script) and prints the coupled timeouts.
 
-``python -m gunicorn_alb doctor ...`` is ``gunicorn-alb-doctor``: it checks a deployed fleet.
+``python -m gunicorn_alb doctor ...`` is ``gunicorn-alb-doctor``: it checks a deployed fleet
+(``python -m gunicorn_alb doctor probe URL`` measures one target's keep-alive on the wire).
 """
 
 from __future__ import annotations

@@ -11,6 +11,9 @@ boot script follow, then checked against the live values, together with the ELB-
     gunicorn-alb-doctor --stack GunicornAlbReference
     gunicorn-alb-doctor --load-balancer my-alb --window 3h --json
 
+For any fleet, made by the construct or not, ``gunicorn-alb-doctor probe URL --idle-timeout N``
+measures one target's idle keep-alive on the wire (:mod:`gunicorn_alb.doctor.probe`).
+
 Exit codes: 0 healthy (``--strict``: and nothing undetermined), 1 findings, 2 usage or AWS access
 errors (message on stderr). Region and credentials come from ``--region`` / ``--profile``, else
 the environment, as for any AWS tool; ``AWS_ENDPOINT_URL`` is honoured (boto3 reads it).
@@ -58,6 +61,9 @@ The package, each part usable alone:
             as :mod:`gunicorn_alb.rendering` parses it (no boto3)
 ``report``  the text report and the ``--json`` document (no boto3)
 ``cli``     the command line (``main``; subcommands register in ``cli.SUBCOMMANDS``)
+``wire``    ``probe``: measures a target's idle keep-alive on the wire (standard library only)
+``probe_verdict``  ``probe``: the verdict against the idle timeout, and what to set (pure)
+``probe``   ``gunicorn-alb-doctor probe URL``: its arguments, the idle timeout, its report
 
 Names are loaded on first use, so ``gunicorn_alb.doctor.checks`` and ``.report`` import without
 boto3.
