@@ -17,6 +17,9 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import region_info
 from constructs import Construct
 
+from gunicorn_alb.compliance import acknowledge
+from gunicorn_alb.props import ServiceProps
+
 LOG_DELIVERY_PRINCIPAL = "logdelivery.elasticloadbalancing.amazonaws.com"
 _NONE = "none"
 
@@ -96,3 +99,25 @@ def enable_access_logs(
     # The ALB checks that it can write to the bucket when the attribute is set.
     if result.policy_dependable is not None:
         load_balancer.node.add_dependency(result.policy_dependable)
+
+
+def add_access_logs(
+    scope: Construct, load_balancer: elbv2.ApplicationLoadBalancer, props: ServiceProps
+) -> s3.IBucket | None:
+    """Access logs to ``props.access_logs_bucket`` or a new ``AccessLogsBucket`` (None when
+    ``access_logs`` is off)."""
+    if not props.access_logs:
+        return None
+    bucket = props.access_logs_bucket
+    if bucket is None:
+        bucket = new_log_bucket(
+            scope, "AccessLogsBucket", props.access_logs_retention or cdk.Duration.days(90)
+        )
+        acknowledge(
+            bucket,
+            "AwsSolutions-S1",
+            "this bucket receives the ALB's access logs; logging its own accesses would "
+            "need yet another bucket, and it is private, TLS-only and SSE-S3 encrypted",
+        )
+    enable_access_logs(load_balancer, bucket, props.access_logs_prefix)
+    return bucket

@@ -7,6 +7,7 @@ report no 5XX (``HTTPCode_Target_5XX_Count``), so the two are alarmed separately
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -16,6 +17,9 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from constructs import Construct
+
+if TYPE_CHECKING:  # props.py imports AlarmThresholds from here
+    from gunicorn_alb.props import ServiceProps
 
 
 @dataclass(frozen=True)
@@ -148,3 +152,30 @@ def new_alarm_topic(scope: Construct, id: str) -> sns.Topic:
         iam.ServicePrincipal("cloudwatch.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey*"
     )
     return sns.Topic(scope, id, master_key=key, enforce_ssl=True)
+
+
+def alarm_topic_for(scope: Construct, props: ServiceProps) -> sns.ITopic | None:
+    """``props.alarm_topic``, or a new ``AlarmTopic`` when ``monitoring`` is on, else None."""
+    if props.alarm_topic is None and props.monitoring:
+        return new_alarm_topic(scope, "AlarmTopic")
+    return props.alarm_topic
+
+
+def add_monitoring(
+    scope: Construct,
+    props: ServiceProps,
+    load_balancer: elbv2.ApplicationLoadBalancer,
+    target_group: elbv2.ApplicationTargetGroup,
+    alarm_topic: sns.ITopic | None,
+) -> ServiceMonitoring | None:
+    """The alarms and the dashboard (``Monitoring``), unless ``monitoring`` is off."""
+    if not props.monitoring:
+        return None
+    return ServiceMonitoring(
+        scope,
+        "Monitoring",
+        load_balancer=load_balancer,
+        target_group=target_group,
+        thresholds=props.alarm_thresholds or AlarmThresholds(),
+        alarm_topic=alarm_topic,
+    )

@@ -1,0 +1,196 @@
+"""The instance side: the role, the security group, the app asset, the launch template and its
+user data, the Auto Scaling group (signals, rolling updates, lifecycle hook) and the files each
+instance receives (:mod:`gunicorn_alb.rendering`).
+
+Each builder takes the construct as its scope, so the child ids (and the logical ids) are the
+construct's own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aws_cdk as cdk
+from aws_cdk import aws_autoscaling as autoscaling
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3_assets as s3_assets
+from aws_cdk import aws_sns as sns
+from constructs import Construct
+
+from gunicorn_alb import rendering, timeouts
+from gunicorn_alb.compliance import acknowledge
+from gunicorn_alb.props import ServiceProps
+from gunicorn_alb.validation import CheckedProps
+
+SIGNAL_TIMEOUT = cdk.Duration.minutes(15)
+"""How long CloudFormation waits for each new instance's success signal. The boot script gives up
+on the health path after ``rendering.HEALTH_WAIT_SECONDS`` (10 min) and signals failure first."""
+
+
+@dataclass(frozen=True)
+class LaunchParts:
+    """What ``new_launch_template`` made; the user data is filled in by ``add_instance_files``."""
+
+    launch_template: ec2.LaunchTemplate
+    user_data: ec2.UserData
+    app_asset: s3_assets.Asset
+
+
+def new_launch_template(
+    scope: Construct, props: ServiceProps, checked: CheckedProps
+) -> LaunchParts:
+    """The role (Session Manager, the app asset), the security group (HTTPS out only), the app
+    asset and the launch template (IMDSv2, encrypted gp3, no public IP)."""
+    role = iam.Role(
+        scope,
+        "InstanceRole",
+        assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
+        managed_policies=[
+            iam.ManagedPolicy.from_aws_managed_policy_name("AmazonSSMManagedInstanceCore")
+        ],
+    )
+    security_group = ec2.SecurityGroup(
+        scope,
+        "InstanceSecurityGroup",
+        vpc=props.vpc,
+        description="Gunicorn instances: the app port from the ALB only; no SSH",
+        allow_all_outbound=False,
+    )
+    # Boot and operation need HTTPS only: dnf repositories, PyPI, the S3 app asset, SSM,
+    # CloudFormation (cfn-signal). DNS, NTP and instance metadata are link-local services
+    # that security groups do not filter.
+    security_group.add_egress_rule(
+        ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS: packages, S3 asset, SSM, cfn-signal"
+    )
+    app_asset = s3_assets.Asset(
+        scope,
+        "AppAsset",
+        path=str(checked.app_path),
+        exclude=["__pycache__", "*.pyc", ".venv", ".git"],
+    )
+    # Read this one object, nothing else in the CDK asset bucket.
+    role.add_to_policy(
+        iam.PolicyStatement(
+            actions=["s3:GetObject"],
+            resources=[app_asset.bucket.arn_for_objects(app_asset.s3_object_key)],
+        )
+    )
+    acknowledge(
+        role,
+        "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/"
+        "AmazonSSMManagedInstanceCore]",
+        "AmazonSSMManagedInstanceCore is the AWS-maintained minimum for Session Manager, the "
+        "only way onto the instances (no SSH, no key pair)",
+    )
+    user_data = ec2.UserData.for_linux(shebang=rendering.USER_DATA_SHEBANG)
+    launch_template = ec2.LaunchTemplate(
+        scope,
+        "LaunchTemplate",
+        machine_image=props.machine_image or ec2.MachineImage.latest_amazon_linux2023(),
+        instance_type=props.instance_type
+        or ec2.InstanceType.of(ec2.InstanceClass.T3, ec2.InstanceSize.SMALL),
+        security_group=security_group,
+        role=role,
+        user_data=user_data,
+        require_imdsv2=True,
+        http_put_response_hop_limit=1,
+        associate_public_ip_address=False,
+        block_devices=[
+            ec2.BlockDevice(
+                device_name="/dev/xvda",
+                volume=ec2.BlockDeviceVolume.ebs(
+                    16, encrypted=True, volume_type=ec2.EbsDeviceVolumeType.GP3
+                ),
+            )
+        ],
+    )
+    return LaunchParts(launch_template, user_data, app_asset)
+
+
+def new_auto_scaling_group(
+    scope: Construct,
+    props: ServiceProps,
+    checked: CheckedProps,
+    launch_template: ec2.LaunchTemplate,
+    alarm_topic: sns.ITopic | None,
+) -> autoscaling.AutoScalingGroup:
+    """The group in the private subnets: ELB health checks, creation signals, one-at-a-time
+    rolling updates, scaling events to ``alarm_topic``, and the optional termination hook."""
+    min_capacity, max_capacity = props.min_capacity, props.max_capacity
+    group = autoscaling.AutoScalingGroup(
+        scope,
+        "AutoScalingGroup",
+        vpc=props.vpc,
+        vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
+        launch_template=launch_template,
+        min_capacity=min_capacity,
+        max_capacity=max_capacity,
+        desired_capacity=props.desired_capacity,
+        notifications=[
+            autoscaling.NotificationConfiguration(
+                topic=alarm_topic, scaling_events=autoscaling.ScalingEvents.ALL
+            )
+        ]
+        if alarm_topic is not None
+        else None,
+        health_checks=autoscaling.HealthChecks.with_additional_checks(
+            additional_types=[autoscaling.AdditionalHealthCheckType.ELB],
+            grace_period=cdk.Duration.seconds(checked.timeouts.grace_period),
+        ),
+        # Creation waits for each instance's signal, sent after Gunicorn answers the health
+        # path; any change of the launch template rolls the group one instance at a time.
+        signals=autoscaling.Signals.wait_for_min_capacity(timeout=SIGNAL_TIMEOUT),
+        update_policy=autoscaling.UpdatePolicy.rolling_update(
+            max_batch_size=1,
+            min_instances_in_service=_min_in_service(min_capacity, max_capacity),
+            wait_on_resource_signals=True,
+            pause_time=SIGNAL_TIMEOUT,
+        ),
+    )
+    if props.termination_hook_timeout is not None:
+        group.add_lifecycle_hook(
+            "TerminationHook",
+            lifecycle_transition=autoscaling.LifecycleTransition.INSTANCE_TERMINATING,
+            heartbeat_timeout=props.termination_hook_timeout,
+            default_result=autoscaling.DefaultResult.CONTINUE,
+        )
+    return group
+
+
+def add_instance_files(
+    props: ServiceProps,
+    checked: CheckedProps,
+    launch: LaunchParts,
+    auto_scaling_group: autoscaling.AutoScalingGroup,
+) -> rendering.InstanceConfig:
+    """Render the instance files into the user data: boot.env, gunicorn.conf.py, the unit and
+    its drop-in, the boot script (which signals ``auto_scaling_group``)."""
+    asg_resource = auto_scaling_group.node.default_child
+    assert isinstance(asg_resource, cdk.CfnResource)
+    config = rendering.InstanceConfig(
+        timeouts=checked.timeouts,
+        idle_timeout=checked.idle_timeout_setting,
+        app_port=props.app_port,
+        health_check_path=props.health_check_path,
+        wsgi_app=props.wsgi_app,
+        app_asset_url=launch.app_asset.s3_object_url,
+        app_requirements=checked.app_requirements,
+        worker_class=props.worker_class,
+        threads=props.threads,
+        workers_per_cpu=props.workers_per_cpu,
+        forwarded_allow_ips=props.vpc.vpc_cidr_block,
+        extra_pip_packages=timeouts.KEEPALIVE_WORKER_CLASSES[props.worker_class],
+        cfn_stack=cdk.Aws.STACK_NAME,
+        cfn_resource=cdk.Stack.of(auto_scaling_group).get_logical_id(asg_resource),
+        cfn_region=cdk.Aws.REGION,
+    )
+    launch.user_data.add_commands(rendering.render_user_data_body(config))
+    return config
+
+
+def _min_in_service(min_capacity: int, max_capacity: int) -> int:
+    """Keep at least one instance in service during a rolling update (must be < max size)."""
+    if cdk.Token.is_unresolved(min_capacity) or cdk.Token.is_unresolved(max_capacity):
+        return 1
+    return max(1, min(min_capacity, max_capacity - 1))

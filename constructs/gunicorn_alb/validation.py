@@ -1,0 +1,321 @@
+"""Every check of the construct's props, run before any resource exists.
+
+``check_props`` gathers all problems and raises one ``ValueError`` listing them; otherwise it
+returns what the checks resolved (the coupled timeouts, the listener protocol and port, the app
+directory) for the builders. The timeout rules themselves live in :mod:`gunicorn_alb.timeouts`.
+A new prop's check is a ``_check_*`` function here, called from ``check_props``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import aws_cdk as cdk
+from aws_cdk import aws_certificatemanager as acm
+from aws_cdk import aws_elasticloadbalancingv2 as elbv2
+from aws_cdk import aws_route53 as route53
+
+from gunicorn_alb import timeouts
+from gunicorn_alb.props import ServiceProps
+
+_WSGI_TARGET = re.compile(
+    r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$"
+)
+_HEALTH_PATH = re.compile(r"^/[A-Za-z0-9._~/-]*$")
+_REQUIREMENTS = re.compile(r"^[A-Za-z0-9._/-]+$")
+DESYNC_MODES = {
+    "defensive": elbv2.DesyncMitigationMode.DEFENSIVE,
+    "strictest": elbv2.DesyncMitigationMode.STRICTEST,
+}
+
+
+@dataclass(frozen=True)
+class CheckedProps:
+    """What the checks resolved, for the builders."""
+
+    idle_timeout: cdk.Duration
+    """The ALB idle timeout (a token when it is a deploy-time parameter)."""
+    idle_timeout_setting: str
+    """The idle timeout as the instances receive it: whole seconds, or the parameter's token."""
+    timeouts: timeouts.CoupledTimeouts
+    """The derived numbers (idle-dependent ones are None when the idle timeout is a token)."""
+    protocol: elbv2.ApplicationProtocol
+    """The serving listener's protocol."""
+    port: int
+    """The serving listener's port."""
+    app_path: Path
+    """The app directory uploaded as the asset."""
+    app_requirements: str
+    """The requirements file inside it to install, or ``""``."""
+
+
+def check_props(props: ServiceProps) -> CheckedProps:
+    """Check every prop; raise one ValueError listing all problems, else return what resolved."""
+    idle = (
+        cdk.Duration.seconds(timeouts.IDLE_TIMEOUT_DEFAULT)
+        if props.idle_timeout is None
+        else props.idle_timeout
+    )
+    idle_seconds = idle.to_seconds(integral=False)
+    idle_is_token = cdk.Token.is_unresolved(idle_seconds)
+    problems: list[str] = []
+    coupled = _check_timeouts(problems, props, None if idle_is_token else idle_seconds)
+    problems += timeouts.check_worker(props.worker_class, props.threads)
+    tls = props.certificate is not None or props.domain_name is not None
+    protocol = props.listener_protocol or (
+        elbv2.ApplicationProtocol.HTTPS if tls else elbv2.ApplicationProtocol.HTTP
+    )
+    port = props.listener_port or (443 if protocol == elbv2.ApplicationProtocol.HTTPS else 80)
+    problems += _check_listener(
+        protocol=protocol,
+        certificate=props.certificate,
+        domain_name=props.domain_name,
+        domain_zone=props.domain_zone,
+        port=port,
+    )
+    problems += _check_ports(listener_port=port, app_port=props.app_port)
+    problems += _check_cidrs(props.ingress_cidrs)
+    problems += _check_load_balancer(props)
+    problems += _check_capacity(props.min_capacity, props.max_capacity, props.desired_capacity)
+    problems += _check_instances(props)
+    app_path, requirements = _check_app(
+        problems, props.app_directory, props.wsgi_app, props.app_requirements
+    )
+    if problems:
+        raise ValueError(
+            "ApplicationLoadBalancedGunicornService: invalid properties:\n"
+            + "\n".join(f"- {problem}" for problem in problems)
+        )
+    assert coupled is not None and app_path is not None
+    return CheckedProps(
+        idle_timeout=idle,
+        idle_timeout_setting=(
+            cdk.Token.as_string(idle_seconds) if idle_is_token else str(int(idle_seconds))
+        ),
+        timeouts=coupled,
+        protocol=protocol,
+        port=port,
+        app_path=app_path,
+        app_requirements=requirements,
+    )
+
+
+def _seconds(value: cdk.Duration | None) -> float | None:
+    return None if value is None else value.to_seconds(integral=False)
+
+
+def _token_error(name: str) -> str:
+    return (
+        f"{name} must be known at synth time, got a CloudFormation token; only idle_timeout may "
+        "be a deploy-time parameter"
+    )
+
+
+def _check_timeouts(
+    problems: list[str], props: ServiceProps, idle_seconds: float | None
+) -> timeouts.CoupledTimeouts | None:
+    """Derive the coupled timeouts (None when a rule fails); append any problem found."""
+    optional_durations = {
+        "keepalive_margin": props.keepalive_margin,
+        "deregistration_delay": props.deregistration_delay,
+        "graceful_timeout": props.graceful_timeout,
+        "stop_timeout": props.stop_timeout,
+        "health_check_interval": props.health_check_interval,
+        "health_check_timeout": props.health_check_timeout,
+        "health_check_grace_period": props.health_check_grace_period,
+    }
+    seconds: dict[str, float | None] = {}
+    for name, duration in optional_durations.items():
+        value = _seconds(duration)
+        if value is not None and cdk.Token.is_unresolved(value):
+            problems.append(_token_error(name))
+            value = None
+        seconds[name] = value
+
+    def given(name: str, default: float) -> float:
+        value = seconds[name]
+        return default if value is None else value
+
+    try:
+        return timeouts.derive_timeouts(
+            idle_seconds,
+            keepalive_margin=given("keepalive_margin", timeouts.KEEPALIVE_MARGIN_DEFAULT),
+            deregistration_delay=seconds["deregistration_delay"],
+            graceful_timeout=seconds["graceful_timeout"],
+            stop_timeout=seconds["stop_timeout"],
+            health_check_interval=given(
+                "health_check_interval", timeouts.HEALTH_CHECK_INTERVAL_DEFAULT
+            ),
+            health_check_timeout=given(
+                "health_check_timeout", timeouts.HEALTH_CHECK_TIMEOUT_DEFAULT
+            ),
+            healthy_threshold=props.healthy_threshold,
+            unhealthy_threshold=props.unhealthy_threshold,
+            grace_period=given("health_check_grace_period", timeouts.GRACE_PERIOD_DEFAULT),
+            max_requests=props.max_requests,
+            max_requests_jitter=props.max_requests_jitter,
+        )
+    except timeouts.TimeoutRuleError as error:
+        problems += error.problems
+        return None
+
+
+def _check_load_balancer(props: ServiceProps) -> list[str]:
+    problems = []
+    if props.desync_mitigation_mode not in DESYNC_MODES:
+        problems.append(
+            "desync_mitigation_mode must be one of "
+            f"{', '.join(sorted(DESYNC_MODES))}, got {props.desync_mitigation_mode!r}"
+        )
+    bucket = props.access_logs_bucket
+    if bucket is not None and bucket.encryption_key is not None:
+        problems.append(
+            "access_logs_bucket must use SSE-S3 encryption: ALB access logs cannot be "
+            "written to a bucket encrypted with a KMS key, got a bucket with "
+            "encryption_key set"
+        )
+    return problems
+
+
+def _check_instances(props: ServiceProps) -> list[str]:
+    problems = []
+    workers_per_cpu = props.workers_per_cpu
+    if not isinstance(workers_per_cpu, int) or workers_per_cpu < 1:
+        problems.append(
+            f"workers_per_cpu must be a whole number of at least 1, got {workers_per_cpu!r}"
+        )
+    if not _HEALTH_PATH.match(props.health_check_path):
+        problems.append(
+            f"health_check_path must start with / and use only letters, digits and ._~/-, "
+            f"got {props.health_check_path!r}"
+        )
+    return problems
+
+
+def _check_ports(**ports: int) -> list[str]:
+    return [
+        f"{name} must be a port between 1 and 65535, got {port!r}"
+        for name, port in ports.items()
+        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535
+    ]
+
+
+def _check_listener(
+    *,
+    protocol: elbv2.ApplicationProtocol,
+    certificate: acm.ICertificate | None,
+    domain_name: str | None,
+    domain_zone: route53.IHostedZone | None,
+    port: int,
+) -> list[str]:
+    problems = []
+    tls = certificate is not None or domain_name is not None
+    if (domain_name is None) != (domain_zone is None):
+        problems.append(
+            "domain_name and domain_zone go together (a DNS-validated certificate needs the "
+            f"zone), got domain_name={domain_name!r} and "
+            f"domain_zone={'set' if domain_zone is not None else None}"
+        )
+    if protocol == elbv2.ApplicationProtocol.HTTP and tls:
+        problems.append(
+            "listener_protocol HTTP cannot use a certificate: leave listener_protocol unset "
+            "(HTTPS) or drop the certificate/domain_name, got listener_protocol=HTTP with a "
+            "certificate"
+        )
+    if protocol == elbv2.ApplicationProtocol.HTTPS and not tls:
+        problems.append(
+            "listener_protocol HTTPS needs a certificate (or domain_name and domain_zone)"
+        )
+    if protocol == elbv2.ApplicationProtocol.HTTPS and port == 80:
+        problems.append("listener_port must not be 80 for HTTPS: port 80 redirects to it")
+    return problems
+
+
+def _check_cidrs(cidrs: Sequence[str] | None) -> list[str]:
+    problems = []
+    for cidr in cidrs or []:
+        if cdk.Token.is_unresolved(cidr):
+            continue
+        try:
+            ipaddress.IPv4Network(cidr)
+        except ValueError:
+            problems.append(
+                f"ingress_cidrs must hold IPv4 CIDRs such as 203.0.113.0/24, got {cidr!r}"
+            )
+    if cidrs is not None and not list(cidrs):
+        problems.append("ingress_cidrs must not be empty: nobody could reach the ALB")
+    return problems
+
+
+def _check_capacity(minimum: int, maximum: int, desired: int | None) -> list[str]:
+    values = [v for v in (minimum, maximum, desired) if v is not None]
+    if any(cdk.Token.is_unresolved(v) for v in values):
+        return []  # CloudFormation checks the sizes of a parameterised group.
+    problems = [
+        f"{name} must be a whole number of at least {low}, got {value!r}"
+        for name, value, low in (
+            ("min_capacity", minimum, 0),
+            ("max_capacity", maximum, 2),
+            ("desired_capacity", desired, 0),
+        )
+        if value is not None
+        and (isinstance(value, bool) or not isinstance(value, int) or value < low)
+    ]
+    if problems:
+        return problems
+    if desired is not None and not minimum <= desired <= maximum:
+        problems.append(
+            "capacities must satisfy min_capacity <= desired_capacity <= max_capacity, got "
+            f"min_capacity={minimum}, desired_capacity={desired}, max_capacity={maximum}"
+        )
+    elif minimum > maximum:
+        problems.append(
+            "capacities must satisfy min_capacity <= max_capacity, got "
+            f"min_capacity={minimum}, max_capacity={maximum}"
+        )
+    return problems
+
+
+def _check_app(
+    problems: list[str], app_directory: str | None, wsgi_app: str, app_requirements: str | None
+) -> tuple[Path | None, str]:
+    """Return the app's directory and requirements file; append any problem found."""
+    if not _WSGI_TARGET.match(wsgi_app):
+        problems.append(
+            f"wsgi_app must be a WSGI target of the form module:callable "
+            f"(for example app:application), got {wsgi_app!r}"
+        )
+    if app_directory is None:
+        directory = Path(str(resources.files("gunicorn_alb").joinpath("sample_app")))
+    else:
+        directory = Path(app_directory)
+        if not directory.is_dir():
+            problems.append(f"app_directory must be an existing directory, got {app_directory!r}")
+            return None, ""
+    if _WSGI_TARGET.match(wsgi_app):
+        module = wsgi_app.split(":", 1)[0].replace(".", "/")
+        if not (
+            (directory / f"{module}.py").is_file() or (directory / module / "__init__.py").is_file()
+        ):
+            problems.append(
+                f"wsgi_app {wsgi_app!r} names module {module.replace('/', '.')!r}, but "
+                f"app_directory {str(directory)!r} has no {module}.py or {module}/__init__.py"
+            )
+    if app_requirements is None:
+        return directory, "requirements.txt" if (directory / "requirements.txt").is_file() else ""
+    if not _REQUIREMENTS.match(app_requirements) or ".." in app_requirements.split("/"):
+        problems.append(
+            "app_requirements must be a relative path inside app_directory, "
+            f"got {app_requirements!r}"
+        )
+    elif not (directory / app_requirements).is_file():
+        problems.append(
+            f"app_requirements {app_requirements!r} is not a file in app_directory "
+            f"{str(directory)!r}"
+        )
+    return directory, app_requirements
