@@ -58,9 +58,11 @@ boot-check: setup
 	$(PY) tools/bootcheck/bootcheck.py
 
 # Gunicorn's default keep-alive against the generated one, behind nginx standing in for the ALB
-# (about 2 minutes; `make test` runs the short version).
+# (about 2 minutes), then the transitions (reload, scale-in, recycling, a raised idle timeout with
+# and without the coupling agent; about 1.5 minutes). `make test` runs the short versions.
 proof: setup
 	$(PY) tools/proof/proof.py
+	$(PY) tools/proof/transitions.py
 
 render: setup
 	$(PY) -m gunicorn_alb render --out build/instance-files

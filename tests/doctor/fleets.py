@@ -15,6 +15,8 @@ from gunicorn_alb import rendering
 from gunicorn_alb.timeouts import derive_timeouts
 
 REGION = "us-east-1"
+# What the user data carries for the target group (the doctor reads no value from it).
+TARGET_GROUP_TOKEN = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web-tg/1"
 
 
 def construct_user_data(
@@ -27,8 +29,11 @@ def construct_user_data(
     threads: int = 4,
     max_requests: int = 0,
     max_requests_jitter: int = 0,
+    coupling_agent: bool = False,
 ) -> str:
-    """The user data the construct renders, through gunicorn_alb.rendering.
+    """The user data the construct renders, through gunicorn_alb.rendering (with the coupling
+    agent, as the construct writes it since it couples to the live idle timeout; without, as
+    earlier versions did).
 
     ``max_requests`` / ``worker_class`` go straight to the renderer, bypassing the construct's
     validation, to build fleets the construct would refuse (as if the template was edited)."""
@@ -56,6 +61,8 @@ def construct_user_data(
         cfn_stack="Web",
         cfn_resource="AutoScalingGroup",
         cfn_region=REGION,
+        target_group_arn=TARGET_GROUP_TOKEN if coupling_agent else "",
+        aws_region=REGION if coupling_agent else "",
     )
     return rendering.render_user_data(config)
 

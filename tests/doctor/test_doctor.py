@@ -419,10 +419,16 @@ def test_the_human_report_is_a_table_with_a_verdict(
     assert f"Load balancer web ({fleet.dimension})" in out
     assert "idle timeout 120 s" in out
     header = next(line for line in out.splitlines() if "TARGET GROUP" in line)
-    columns = "TARGET GROUP, DRAIN, AUTO SCALING GROUP, WORKER, KEEP-ALIVE, GRACEFUL"
-    assert re.split(r"\s{2,}", header.strip()) == [*columns.split(", "), "MAX_REQUESTS/JITTER"]
+    columns = "TARGET GROUP, DRAIN, AUTO SCALING GROUP, WORKER, KEEP-ALIVE (BUILT), AGENT"
+    assert re.split(r"\s{2,}", header.strip()) == [
+        *columns.split(", "),
+        "GRACEFUL",
+        "MAX_REQUESTS/JITTER",
+    ]
     row = next(line for line in out.splitlines() if "web-asg" in line)
-    assert row.split() == ["web-tg", "60", "s", "web-asg", "gthread", "65", "s", "60", "s", "0/0"]
+    assert row.split() == [
+        *("web-tg", "60", "s", "web-asg", "gthread", "65", "s", "no", "60", "s", "0/0")
+    ]
     assert "Findings (1)" in out and "[keepalive-exceeds-idle]" in out
     assert out.rstrip().endswith("Result: findings (exit 1)")
 

@@ -129,7 +129,11 @@ def read_instance_settings(
         )
         return
     asg.made_by_construct = True
-    _read_boot_env(report, lb, asg, rendering.parse_env(boot_env))
+    env = rendering.parse_env(boot_env)
+    asg.coupling_agent = bool(env.get("TARGET_GROUP_ARN")) and (
+        rendering.written_file(user_data, rendering.COUPLING_AGENT_PATH) is not None
+    )
+    _read_boot_env(report, lb, asg, env)
     _read_gunicorn_conf(
         report, lb, asg, rendering.written_file(user_data, rendering.GUNICORN_CONF_PATH)
     )
@@ -160,13 +164,30 @@ def check_keepalive(report: Report, lb: LoadBalancerReport, asg: AsgReport) -> N
                 f"{asg.keepalive} s; a deploy realigns them)"
             )
         return
+    if asg.coupling_agent:
+        # What the agent does (userdata/coupling.sh): couple to max(configured, live) + margin
+        # within its timer's period, and reload Gunicorn gracefully.
+        coupled = idle + (asg.keepalive_margin or 0)
+        report.note(
+            f"{asg.name}: built with keep-alive {asg.keepalive} s for an idle timeout of "
+            f"{asg.boot_idle_timeout} s; load balancer {lb.name} is now at {idle} s. The "
+            f"instances run the coupling agent, which re-couples them to {idle} s within "
+            f"{rendering.COUPLING_PERIOD_MAX_SECONDS} s (keep-alive {coupled} s, "
+            "Gunicorn reloaded gracefully). If HTTPCode_ELB_502_Count rises anyway, read the "
+            "agent's log on an instance (journalctl -u gunicorn-alb-coupling: it logs each "
+            "re-coupling and each AWS error) and check that the instance role may call "
+            "elasticloadbalancing:DescribeTargetGroups and DescribeLoadBalancerAttributes"
+        )
+        return
     message = (
         f"{asg.name}: Gunicorn keep-alive {asg.keepalive} s is not greater than the idle "
         f"timeout {idle} s of load balancer {lb.name} (the instances booted for "
         f"{asg.boot_idle_timeout} s + margin {asg.keepalive_margin} s): Gunicorn closes pooled "
-        f"connections the ALB still uses, and the ALB answers 502. Deploy with the idle "
-        f"timeout {idle} s so the instances roll, or set the ALB back to "
-        f"{asg.boot_idle_timeout} s (rule keepalive-exceeds-idle)"
+        f"connections the ALB still uses, and the ALB answers 502. The instances were built "
+        f"without the coupling agent, so nothing raises their keep-alive: replace the instances "
+        f"(deploy with this version of the construct: new instances couple to the live idle "
+        f"timeout at boot and run the agent, which follows later changes), or set the ALB back "
+        f"to {asg.boot_idle_timeout} s meanwhile (rule keepalive-exceeds-idle)"
     )
     report.find(Finding("keepalive-exceeds-idle", message, lb.name, asg.name))
 

@@ -39,6 +39,9 @@ class AsgReport:
     threads: int | None = None
     max_requests: int | None = None
     max_requests_jitter: int | None = None
+    coupling_agent: bool | None = None
+    """Whether the instances run the coupling agent, which keeps keep-alive above the live idle
+    timeout (None: not made by the construct); ``keepalive`` is what they were built with."""
 
 
 @dataclass

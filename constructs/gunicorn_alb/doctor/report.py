@@ -28,17 +28,19 @@ def _table(rows: list[list[str]]) -> list[str]:
 
 
 def _fleet_rows(lb: LoadBalancerReport) -> list[list[str]]:
-    header = ["TARGET GROUP", "DRAIN", "AUTO SCALING GROUP", "WORKER", "KEEP-ALIVE", "GRACEFUL"]
-    rows = [[*header, "MAX_REQUESTS/JITTER"]]
+    header = ["TARGET GROUP", "DRAIN", "AUTO SCALING GROUP", "WORKER", "KEEP-ALIVE (BUILT)"]
+    rows = [[*header, "AGENT", "GRACEFUL", "MAX_REQUESTS/JITTER"]]
     for tg in lb.target_groups:
         fleets: list[AsgReport | None] = [*tg.auto_scaling_groups] or [None]
         for asg in fleets:
-            fleet = ["-"] * 5
+            fleet = ["-"] * 6
             if asg is not None:
+                agent = {True: "yes", False: "no", None: "?"}[asg.coupling_agent]
                 fleet = [
                     asg.name,
                     _show(asg.worker_class),
                     _show(asg.keepalive, " s"),
+                    agent,
                     _show(asg.graceful_timeout, " s"),
                     f"{_show(asg.max_requests)}/{_show(asg.max_requests_jitter)}",
                 ]

@@ -1,0 +1,38 @@
+"""The short transitions run (tools/proof/transitions.py --short) as a test: behind nginx standing
+in for the ALB, the generated setup loses no request through a raised idle timeout (with the
+coupling agent), a reload, a scale-in and worker recycling.
+
+Needs nginx (CI installs the Debian package); without it the test fails, it does not skip.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tools.proof import transitions
+
+
+@pytest.mark.runtime
+def test_the_generated_setup_loses_no_request_in_any_transition(tmp_path: Path) -> None:
+    try:
+        outcome = transitions.run(transitions.SHORT, tmp_path)
+    except transitions.proof.ProofError as error:
+        pytest.fail(f"the transitions could not run: {error}", pytrace=False)
+    report = outcome.report()
+    print(report)
+    for setup in outcome.setups:
+        if setup.name == "generated" and setup.transition != transitions.AGENT_OFF:
+            assert setup.failed == 0, f"{setup.transition}: requests lost\n{report}"
+    lanes = transitions.SHORT.lanes
+    last = transitions.RAISES[-1] + transitions.MARGIN
+    agent = outcome.setup(transitions.TRANSITIONS[0], "generated")
+    assert [t.keepalive() for t in agent.targets()] == [last] * lanes, report
+    assert len(outcome.coupled) == len(transitions.RAISES) * lanes, report
+    control = outcome.setup(transitions.AGENT_OFF, "generated")
+    derived = transitions.IDLE + transitions.MARGIN
+    assert [t.keepalive() for t in control.targets()] == [derived] * lanes, report
+    scaled_in = outcome.setup("scale-in", "generated")
+    assert scaled_in.window == 0.0, f"connections were pooled at SIGTERM\n{report}"
+    assert transitions.restarts(outcome.setup("worker recycling", "generated")) > 0, report
