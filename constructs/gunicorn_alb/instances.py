@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import aws_cdk as cdk
 from aws_cdk import aws_autoscaling as autoscaling
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_sns as sns
@@ -163,9 +164,13 @@ def add_instance_files(
     checked: CheckedProps,
     launch: LaunchParts,
     auto_scaling_group: autoscaling.AutoScalingGroup,
+    target_group: elbv2.ApplicationTargetGroup,
 ) -> rendering.InstanceConfig:
     """Render the instance files into the user data: boot.env, gunicorn.conf.py, the unit and
-    its drop-in, the boot script (which signals ``auto_scaling_group``)."""
+    its drop-in, the boot script (which signals ``auto_scaling_group``), and the coupling agent
+    with its timer, which keep keep-alive above the live idle timeout of the load balancers in
+    front of ``target_group`` (read-only ELB calls, granted to the instance role here)."""
+    allow_live_idle_timeout_reads(launch.launch_template)
     asg_resource = auto_scaling_group.node.default_child
     assert isinstance(asg_resource, cdk.CfnResource)
     config = rendering.InstanceConfig(
@@ -184,9 +189,36 @@ def add_instance_files(
         cfn_stack=cdk.Aws.STACK_NAME,
         cfn_resource=cdk.Stack.of(auto_scaling_group).get_logical_id(asg_resource),
         cfn_region=cdk.Aws.REGION,
+        target_group_arn=target_group.target_group_arn,
+        aws_region=cdk.Aws.REGION,
     )
     launch.user_data.add_commands(rendering.render_user_data_body(config))
     return config
+
+
+LIVE_IDLE_TIMEOUT_ACTIONS = (
+    "elasticloadbalancing:DescribeTargetGroups",
+    "elasticloadbalancing:DescribeLoadBalancerAttributes",
+)
+"""What the boot script and the coupling agent call: target group -> load balancers -> their
+idle timeout. Read-only; neither action supports resource-level permissions (the Service
+Authorization Reference lists no resource type for them), so the statement names ``*``."""
+
+
+def allow_live_idle_timeout_reads(launch_template: ec2.LaunchTemplate) -> None:
+    """The instance role may read the live idle timeouts (and nothing else of ELB)."""
+    role = launch_template.role
+    assert role is not None
+    role.add_to_principal_policy(
+        iam.PolicyStatement(actions=list(LIVE_IDLE_TIMEOUT_ACTIONS), resources=["*"])
+    )
+    acknowledge(
+        role,
+        "AwsSolutions-IAM5[Resource::*]",
+        "elasticloadbalancing:DescribeTargetGroups and DescribeLoadBalancerAttributes are "
+        "read-only and support no resource-level permissions (Service Authorization Reference, "
+        "Elastic Load Balancing V2): the coupling agent reads the live idle timeout with them",
+    )
 
 
 def _min_in_service(min_capacity: int, max_capacity: int) -> int:

@@ -8,7 +8,11 @@ The boot script (``userdata/boot.sh``) is static; only the small config files ar
 
 from __future__ import annotations
 
+import base64
+import gzip
+import io
 import re
+import tarfile
 from dataclasses import dataclass
 from importlib import resources
 from string import Template
@@ -166,9 +170,47 @@ def render_files(config: InstanceConfig) -> dict[str, str]:
     return files
 
 
+PACKED_PATHS = (
+    BOOT_SCRIPT_PATH,
+    UNIT_PATH,
+    COUPLING_AGENT_PATH,
+    COUPLING_SERVICE_PATH,
+    COUPLING_TIMER_PATH,
+)
+"""Files the user data carries in one gzip-compressed tar, base64-encoded (those without a
+CloudFormation token): EC2 limits user data to 16 KB before its own base64 encoding, and the
+scripts are most of it. boot.env and gunicorn.conf.py, the per-stack settings, stay readable."""
+
+USER_DATA_LIMIT = 16 * 1024
+"""EC2: "User data is limited to 16 KB, in raw form, before it is base64-encoded" (EC2 user
+guide, "Work with instance user data")."""
+
+_BUNDLE = f"base64 -d <<'{_HEREDOC_END}' | tar -xz -C /"
+
+
+def _bundle(files: dict[str, str]) -> str:
+    """A gzip-compressed tar of ``files`` (deterministic: no timestamps, root-owned), base64
+    in 76-character lines."""
+    raw = io.BytesIO()
+    with (
+        gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=9, mtime=0) as compressed,
+        tarfile.open(fileobj=compressed, mode="w", format=tarfile.USTAR_FORMAT) as tar,
+    ):
+        for path, content in files.items():
+            data = content.encode()
+            info = tarfile.TarInfo(path.lstrip("/"))
+            info.size = len(data)
+            info.mode = 0o755 if path.startswith("/usr/local/sbin/") else 0o644
+            info.uname = info.gname = "root"
+            tar.addfile(info, io.BytesIO(data))
+    text = base64.b64encode(raw.getvalue()).decode()
+    return "\n".join(text[i : i + 76] for i in range(0, len(text), 76))
+
+
 def render_user_data_body(config: InstanceConfig) -> str:
-    """The user data after its shebang: writes each file with a quoted heredoc, then runs the
-    boot script. CDK's ``UserData.for_linux(shebang=USER_DATA_SHEBANG)`` adds the first line."""
+    """The user data after its shebang: unpacks the static files (:data:`PACKED_PATHS`), writes
+    the others with quoted heredocs, then runs the boot script. CDK's
+    ``UserData.for_linux(shebang=USER_DATA_SHEBANG)`` adds the first line."""
     lines = [
         "# User data written by the gunicorn-alb construct: drops the files below, then runs",
         f"# {BOOT_SCRIPT_PATH}, which derives the coupled timeouts and starts Gunicorn.",
@@ -176,12 +218,25 @@ def render_user_data_body(config: InstanceConfig) -> str:
         "umask 022",
     ]
     files = render_files(config)
+    packed = {
+        path: content
+        for path, content in files.items()
+        if path in PACKED_PATHS and "${Token[" not in content
+    }
+    if packed:
+        lines += [
+            f"# A gzip-compressed tar of {', '.join(packed)}",
+            _BUNDLE,
+            _bundle(packed),
+            _HEREDOC_END,
+        ]
     for path, content in files.items():
+        if path in packed:
+            continue
         if _HEREDOC_END in content:
             raise ValueError(f"{path} contains the heredoc delimiter {_HEREDOC_END}")
-        directory = path.rsplit("/", 1)[0]
         lines += [
-            f"mkdir -p {directory}",
+            f"mkdir -p {path.rsplit('/', 1)[0]}",
             f"cat > {path} <<'{_HEREDOC_END}'",
             content.rstrip("\n"),
             _HEREDOC_END,
@@ -194,12 +249,26 @@ def render_user_data_body(config: InstanceConfig) -> str:
 
 
 def written_file(user_data: str, path: str) -> str | None:
-    """What ``user_data`` writes to ``path`` with a quoted heredoc (the inverse of
-    :func:`render_user_data_body`), or None when it writes no such file."""
+    """What ``user_data`` writes to ``path`` (the inverse of :func:`render_user_data_body`;
+    without the final newline), or None when it writes no such file."""
     match = re.search(
         rf"^cat > {re.escape(path)} <<'(\w+)'\n(.*?)\n\1$", user_data, re.MULTILINE | re.DOTALL
     )
-    return match.group(2) if match else None
+    if match:
+        return match.group(2)
+    bundle = re.search(
+        rf"^{re.escape(_BUNDLE)}\n(.*?)\n{_HEREDOC_END}$", user_data, re.MULTILINE | re.DOTALL
+    )
+    if bundle is None:
+        return None
+    data = io.BytesIO(base64.b64decode(bundle.group(1)))
+    with tarfile.open(fileobj=data, mode="r:gz") as tar:
+        try:
+            member = tar.extractfile(path.lstrip("/"))
+        except KeyError:
+            return None
+        assert member is not None
+        return member.read().decode().rstrip("\n")
 
 
 def parse_env(text: str) -> dict[str, str]:

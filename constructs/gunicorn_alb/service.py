@@ -244,7 +244,9 @@ class ApplicationLoadBalancedGunicornService(Construct):
         self.listener = listeners.listener
         self.redirect_listener = listeners.redirect_listener
         # 5. The files each instance receives, in the launch template's user data.
-        self.instance_config = add_instance_files(props, checked, launch, self.auto_scaling_group)
+        self.instance_config = add_instance_files(
+            props, checked, launch, self.auto_scaling_group, self.target_group
+        )
         # 6. Alarms and the dashboard.
         self.monitoring = add_monitoring(
             self, props, self.load_balancer, self.target_group, self.alarm_topic

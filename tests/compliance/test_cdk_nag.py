@@ -63,6 +63,7 @@ def test_every_acknowledgement_has_a_specific_reason(reference_stack: cdk.Stack)
     }
     assert {rule.split("[")[0] for rule in ours} == {
         "AwsSolutions-IAM4",
+        "AwsSolutions-IAM5",
         "AwsSolutions-S1",
         "AwsSolutions-EC23",
     }

@@ -81,11 +81,31 @@ def test_user_data_writes_every_file_then_runs_the_boot_script() -> None:
     text = rendering.render_user_data(config())
     assert text.startswith("#!/bin/bash\n")
     written = re.findall(r"^cat > (\S+) <<'GUNICORN_ALB_EOF'$", text, re.M)
-    assert written == list(rendering.render_files(config()))
+    (packed,) = re.findall(r"^# A gzip-compressed tar of (.+)$", text, re.M)
+    files = rendering.render_files(config())
+    assert sorted([*written, *packed.split(", ")]) == sorted(files)
+    for path, content in files.items():
+        assert rendering.written_file(text, path) == content.rstrip("\n"), path
     assert text.rstrip().endswith(
         "exec /usr/local/sbin/gunicorn-alb-boot /etc/gunicorn-alb/boot.env"
     )
-    assert rendering.boot_script() in text
+    assert rendering.written_file(text, rendering.BOOT_SCRIPT_PATH) == (
+        rendering.boot_script().rstrip("\n")
+    )
+
+
+def test_user_data_stays_within_ec2s_16_kb_with_the_agent() -> None:
+    """EC2: "User data is limited to 16 KB, in raw form, before it is base64-encoded" (EC2 user
+    guide, "Work with instance user data"). The static scripts travel gzip-compressed; the
+    CloudFormation tokens a stack puts in are counted at 100 characters each."""
+    text = rendering.render_user_data(
+        config(target_group_arn="T" * 100, app_asset_url="s3://" + "A" * 100)
+    )
+    assert rendering.written_file(text, rendering.COUPLING_AGENT_PATH) == (
+        rendering.coupling_agent().rstrip("\n")
+    )
+    assert "# gunicorn-alb coupling agent" not in text  # compressed
+    assert len(text.encode()) <= rendering.USER_DATA_LIMIT - 1024, len(text.encode())
 
 
 def test_render_command_writes_the_files_an_instance_receives(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]

@@ -250,6 +250,13 @@ def _load_synth(outdir: Path) -> Synth:
 # --- CloudFormation token substitution ----------------------------------------------------------
 
 
+COUPLING_TIMER = "gunicorn-alb-coupling.timer"
+ELBV2_ARNS = {
+    "AWS::ElasticLoadBalancingV2::LoadBalancer": "loadbalancer/app",
+    "AWS::ElasticLoadBalancingV2::TargetGroup": "targetgroup",
+}
+
+
 class StackValues:
     """Resolves the intrinsic functions a launch template's user data may hold, with the values
     CloudFormation would give this stack."""
@@ -304,6 +311,8 @@ class StackValues:
     def ref(self, name: str) -> str:
         if name in self.pseudo:
             return self.pseudo[name]
+        if self.resources.get(name, {}).get("Type") in ELBV2_ARNS:
+            return self.arn(name)
         if name in self.parameters:
             if self.template["Parameters"][name]["Type"].startswith("AWS::SSM::"):
                 raise BootCheckError(f"the user data refers to the SSM-typed parameter {name}")
@@ -311,6 +320,37 @@ class StackValues:
         raise BootCheckError(
             f"the user data refers to {name!r}, which the boot check cannot resolve"
         )
+
+    def arn(self, logical_id: str) -> str:
+        """The ARN a Ref to a load balancer or target group returns (made-up ids)."""
+        kind = ELBV2_ARNS[self.resources[logical_id]["Type"]]
+        return (
+            f"arn:{PARTITION}:elasticloadbalancing:{REGION}:{ACCOUNT}:{kind}/"
+            f"{logical_id[:32]}/0123456789abcdef"
+        )
+
+    def live_load_balancers(self) -> dict[str, Any]:
+        """What ``aws elbv2`` answers: each target group with the load balancers whose
+        listeners forward to it, and each load balancer's idle timeout as deployed."""
+        idle: dict[str, str] = {}
+        for logical_id, resource in self.resources.items():
+            if resource["Type"] == "AWS::ElasticLoadBalancingV2::LoadBalancer":
+                attributes = resource["Properties"].get("LoadBalancerAttributes", [])
+                value = next(
+                    (a["Value"] for a in attributes if a["Key"] == "idle_timeout.timeout_seconds"),
+                    "60",
+                )
+                idle[self.arn(logical_id)] = self.resolve(value)
+        groups: dict[str, list[str]] = {}
+        for resource in self.resources.values():
+            if resource["Type"] != "AWS::ElasticLoadBalancingV2::Listener":
+                continue
+            balancer = self.arn(resource["Properties"]["LoadBalancerArn"]["Ref"])
+            for action in resource["Properties"].get("DefaultActions", []):
+                target = action.get("TargetGroupArn")
+                if isinstance(target, dict) and "Ref" in target:
+                    groups.setdefault(self.arn(target["Ref"]), []).append(balancer)
+        return {"target_groups": groups, "idle_timeouts": idle}
 
     def sub(self, argument: Any) -> str:
         if isinstance(argument, list):
@@ -365,6 +405,7 @@ class UserData:
     text: str
     substituted: list[str]
     instance_type: str
+    elbv2: dict[str, Any]
 
 
 def resolve_user_data(synth: Synth, parameters: dict[str, str]) -> UserData:
@@ -382,7 +423,13 @@ def resolve_user_data(synth: Synth, parameters: dict[str, str]) -> UserData:
         raise BootCheckError(f"{logical_id}: UserData is not {{'Fn::Base64': ...}}: {user_data!r}")
     values = StackValues(synth, parameters)
     text = values.resolve(user_data["Fn::Base64"])
-    return UserData(logical_id, text, values.substituted, str(data.get("InstanceType", "")))
+    return UserData(
+        logical_id,
+        text,
+        values.substituted,
+        str(data.get("InstanceType", "")),
+        values.live_load_balancers(),
+    )
 
 
 def heredoc(user_data: str, path: str) -> str:
@@ -537,7 +584,7 @@ class Sandbox:
             return self.log / path[len("/bootcheck/log/") :]
         raise ValueError(f"{path} is not in a fresh folder of the sandbox")
 
-    def create(self, health_url: str) -> None:
+    def create(self, health_url: str, elbv2: dict[str, Any] | None = None) -> None:
         for mount, mode in FRESH.items():
             folder = self.root / mount.lstrip("/")
             folder.mkdir(parents=True)
@@ -577,6 +624,7 @@ class Sandbox:
                     "python_stdlib_name": self.python.stdlib.name,
                     "al2023_packages": packages,
                     "cfn_signal_launcher": "/bootcheck/libexec/cfn-signal",
+                    "elbv2": elbv2 or {"target_groups": {}, "idle_timeouts": {}},
                 },
                 indent=2,
             )
@@ -981,17 +1029,26 @@ def check_calls(outcome: Outcome, calls: list[dict[str, Any]], boot_env: dict[st
         and {python, f"{python}-pip", "aws-cfn-bootstrap"} <= set(requested),
         f"dnf installs real AL2023 packages: {' '.join(requested) or 'none'}",
     )
-    aws = [c for c in calls if c["tool"] == "aws"]
+    aws = [c for c in calls if c["tool"] == "aws" and c["argv"][:2] == ["s3", "cp"]]
     outcome.check(
         len(aws) == 1 and aws[0]["exit"] == 0,
         "aws s3 cp fetched the app asset: "
         + ", ".join(f"s3://{c.get('bucket')}/{c.get('key')} (exit {c['exit']})" for c in aws),
     )
+    coupled = bool(boot_env.get("TARGET_GROUP_ARN"))
+    if coupled:
+        reads = [c for c in calls if c["tool"] == "aws" and c["argv"][:1] == ["elbv2"]]
+        outcome.equal(
+            "the boot's live idle-timeout reads (aws elbv2, exit code)",
+            [(c["argv"][1], c["exit"]) for c in reads],
+            [("describe-target-groups", 0), ("describe-load-balancer-attributes", 0)],
+        )
     sequence = [" ".join(c["argv"]) for c in calls if c["tool"] == "systemctl"]
+    agent = [f"enable {COUPLING_TIMER}", f"start {COUPLING_TIMER}"] if coupled else []
     outcome.equal(
         "systemctl calls",
         sequence,
-        ["daemon-reload", f"enable {UNIT}", f"start {UNIT}"],
+        ["daemon-reload", f"enable {UNIT}", f"start {UNIT}", *agent],
     )
     starts = _systemctl(calls, "start")
     if starts:
@@ -1055,7 +1112,7 @@ def run_variant(variant: Variant, synth: Synth, work: Path, python: HostPython) 
     if work.exists():
         raise BootCheckError(f"{work} exists: give the boot check an empty --work-dir")
     box = Sandbox(work, python)
-    box.create(health_url)
+    box.create(health_url, user_data.elbv2)
     app_key, app_source = app_asset(synth, boot_env["APP_ASSET_URL"])
     missing_module = ""
     replacement = None

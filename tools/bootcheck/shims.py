@@ -490,8 +490,33 @@ def _enable(name: str, argv: list[str]) -> int:
     return 0
 
 
+def _timer(verb: str, name: str, argv: list[str]) -> int:
+    """``enable`` / ``start`` of a timer: enabling links it where its [Install] says; starting
+    records it (the boot check runs no timer: the agent it starts is tested on its own)."""
+    path = UNIT_DIR / name
+    if not path.is_file():
+        raise ShimError(f"Unit {name} not found.")
+    if verb == "enable":
+        unit: Unit = {}
+        _parse_unit_text(path.read_text(), unit)
+        created = []
+        for wanted_by in " ".join(unit.get("Install", {}).get("WantedBy", [])).split():
+            link = UNIT_DIR / f"{wanted_by}.wants" / name
+            link.parent.mkdir(parents=True, exist_ok=True)
+            if not link.is_symlink():
+                link.symlink_to(path)
+                created.append(str(link))
+        record("systemctl", argv, 0, unit=name, created=created)
+        return 0
+    if verb == "start":
+        record("systemctl", argv, 0, unit=name, started="timer (not run by the boot check)")
+        return 0
+    raise ShimError(f"`systemctl {verb}` of a timer is not implemented")
+
+
 def systemctl(argv: list[str]) -> int:
-    """``systemctl daemon-reload | enable UNIT | start UNIT | stop UNIT``."""
+    """``systemctl daemon-reload | enable UNIT | start UNIT | stop UNIT`` (and ``enable`` /
+    ``start`` of a ``.timer``)."""
     words = [a for a in argv if not a.startswith("-")]
     options = [a for a in argv if a.startswith("-")]
     if options:
@@ -505,6 +530,8 @@ def systemctl(argv: list[str]) -> int:
     if len(words) != 2:
         raise ShimError(f"`systemctl {shlex.join(argv)}` is not implemented")
     verb, name = words
+    if name.endswith(".timer"):
+        return _timer(verb, name, argv)
     if not name.endswith(".service"):
         name += ".service"
     if verb == "enable":
@@ -548,9 +575,48 @@ def _options(argv: list[str], aliases: dict[str, str]) -> dict[str, str]:
 # --- aws s3 cp ----------------------------------------------------------------------------------
 
 
+# What the boot script asks the ELB API (boot.sh live_idle_timeout), and how the CLI's
+# ``--output text`` prints the answer to each query.
+_ELBV2_QUERIES = {
+    "describe-target-groups": "TargetGroups[0].LoadBalancerArns",
+    "describe-load-balancer-attributes": (
+        "Attributes[?Key=='idle_timeout.timeout_seconds'].Value | [0]"
+    ),
+}
+
+
+def elbv2(argv: list[str]) -> int:
+    """``aws elbv2 describe-target-groups`` / ``describe-load-balancer-attributes`` with the
+    queries the boot script uses, answered from the stack's template as CloudFormation would
+    have created it (the load balancers' idle_timeout.timeout_seconds, the parameter resolved)."""
+    operation = argv[1] if len(argv) > 1 else ""
+    options = _options(argv[2:], {})
+    if _ELBV2_QUERIES.get(operation) != options.get("--query") or options.get("--output") != "text":
+        raise ShimError(f"`aws {shlex.join(argv)}` is not implemented")
+    live = config()["elbv2"]
+    if operation == "describe-target-groups":
+        arn = options.get("--target-group-arns", "")
+        if arn not in live["target_groups"]:
+            print(
+                "An error occurred (TargetGroupNotFound) when calling the DescribeTargetGroups "
+                "operation: One or more target groups not found",
+                file=sys.stderr,
+            )
+            record("aws", argv, 254)
+            return 254
+        print("\t".join(live["target_groups"][arn]))
+    else:
+        print(live["idle_timeouts"][options["--load-balancer-arn"]])
+    record("aws", argv, 0)
+    return 0
+
+
 def aws(argv: list[str]) -> int:
     """``aws s3 cp [--only-show-errors|--quiet|--no-progress] s3://BUCKET/KEY DEST``, served from
-    the assets the boot check published (zipped from cdk.out the way cdk-assets zips them)."""
+    the assets the boot check published (zipped from cdk.out the way cdk-assets zips them), and
+    the boot script's two ``aws elbv2`` reads (:func:`elbv2`)."""
+    if argv[:1] == ["elbv2"]:
+        return elbv2(argv)
     if argv[:2] != ["s3", "cp"]:
         raise ShimError(f"only `aws s3 cp` is implemented, got `aws {shlex.join(argv)}`")
     rest = argv[2:]
