@@ -373,7 +373,7 @@ def raise_idle(setups: Sequence[Setup], plan: Plan, begin: float, coupled: list[
                 done = partial(recoupled, target, idle + MARGIN, before[id(target)])
                 waits.append((setup, changed, done))
         for setup, changed, done in waits:
-            elapsed = wait_for(done, 20 * AGENT_PERIOD, "the re-coupling") - changed
+            elapsed = wait_for(done, 60, "the re-coupling") - changed
             coupled.append(elapsed)
             setup.window = max(setup.window or 0.0, elapsed)
 
