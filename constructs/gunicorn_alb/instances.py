@@ -208,7 +208,7 @@ Authorization Reference lists no resource type for them), so the statement names
 def allow_live_idle_timeout_reads(launch_template: ec2.LaunchTemplate) -> None:
     """The instance role may read the live idle timeouts (and nothing else of ELB)."""
     role = launch_template.role
-    assert role is not None
+    assert isinstance(role, iam.Role), "new_launch_template gives the template its own role"
     role.add_to_principal_policy(
         iam.PolicyStatement(actions=list(LIVE_IDLE_TIMEOUT_ACTIONS), resources=["*"])
     )

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from importlib import resources
 from string import Template
 
+from gunicorn_alb import timeouts
 from gunicorn_alb.timeouts import CoupledTimeouts
 
 GUNICORN_VERSION = "27.0.1"
@@ -37,7 +38,7 @@ COUPLING_SERVICE_PATH = "/etc/systemd/system/gunicorn-alb-coupling.service"
 COUPLING_TIMER_PATH = "/etc/systemd/system/gunicorn-alb-coupling.timer"
 COUPLING_FILE_PATH = "/etc/gunicorn-alb/coupling.env"
 
-COUPLING_PERIOD_MAX_SECONDS = 30
+COUPLING_PERIOD_MAX_SECONDS = timeouts.COUPLING_PERIOD_MAX
 """The coupling agent's timer starts it at most this long apart (the tests add up the timer)."""
 
 USER_DATA_SHEBANG = "#!/bin/bash"

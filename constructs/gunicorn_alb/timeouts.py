@@ -67,6 +67,8 @@ RULES: dict[str, str] = {
     "health-timeout-below-interval": "health-check timeout < interval; thresholds 2-10",
     "grace-covers-healthy": "ASG grace period >= interval x healthy threshold",
     "max-requests-needs-jitter": "max_requests > 0 warns and needs max_requests_jitter >= 1",
+    "keepalive-follows-live": "keepalive = max(configured, live idle timeouts) + margin, "
+    "at boot and within 30 s of a change",
 }
 
 
@@ -282,6 +284,19 @@ def derive_timeouts(
         graceful_timeout_override=graceful_override,
         stop_timeout_override=stop_override,
     )
+
+
+COUPLING_PERIOD_MAX = 30
+"""The coupling agent runs at most this many seconds apart (its timer; the tests add it up)."""
+
+
+def live_keepalive(configured_idle: int, live_idles: list[int], margin: int) -> int:
+    """``keepalive-follows-live``: the keep-alive an instance runs once coupled to the load
+    balancers in front of its target group (at boot, and by the agent on a rise): the largest of
+    the configured and the live idle timeouts, plus the margin, so an instance is safe whichever
+    value the ALB applies while a change is under way. Empty ``live_idles`` (no listener yet, or
+    AWS unreadable): the configured value."""
+    return max([configured_idle, *live_idles]) + margin
 
 
 KEEPALIVE_WORKER_CLASSES: dict[str, tuple[str, ...]] = {

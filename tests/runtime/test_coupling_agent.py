@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from gunicorn_alb import rendering
+from gunicorn_alb import rendering, timeouts
 from tests.standins import aws_cli
 from tests.unit.test_rendering import config
 
@@ -277,6 +277,8 @@ def test_boot_couples_to_the_larger_of_configured_and_live(
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split()[1] == keepalive
+    live_idles = [] if live is None else [live]
+    assert int(keepalive) == timeouts.live_keepalive(60, live_idles, 5)  # the Python model
     if live is None:
         assert "could not read the live idle timeout; coupling to the configured 60 s" in (
             result.stderr

@@ -185,3 +185,10 @@ def test_every_rule_is_documented_in_the_readme(root) -> None:  # type: ignore[n
     readme = (root / "README.md").read_text()
     for rule in timeouts.RULES:
         assert f"`{rule}`" in readme, rule
+
+
+def test_keepalive_follows_the_larger_of_configured_and_live_idle_timeouts() -> None:
+    assert timeouts.live_keepalive(60, [], 5) == 65
+    assert timeouts.live_keepalive(60, [300], 5) == 305
+    assert timeouts.live_keepalive(60, [30, 120], 5) == 125
+    assert timeouts.live_keepalive(300, [60], 5) == 305  # a lower live value never lowers it here
