@@ -10,10 +10,12 @@ export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 export JSII_NODE := $(CURDIR)/node_modules/.bin/node
 export CDK_DISABLE_CLI_TELEMETRY := true
 # OS tools the runtime tests use: shellcheck (lint), systemd-analyze (unit verification),
-# bwrap and curl (sandboxes: unit verification, the boot check), nginx (the proof's stand-in ALB).
-SYSTEM_TOOLS := shellcheck:shellcheck systemd-analyze:systemd bwrap:bubblewrap curl:curl nginx:nginx
+# bwrap and curl (sandboxes: unit verification), nginx (the proof's stand-in ALB),
+# systemd-nspawn, nsenter and mmdebstrap (the boot check's container and its root filesystem).
+SYSTEM_TOOLS := shellcheck:shellcheck systemd-analyze:systemd bwrap:bubblewrap curl:curl nginx:nginx \
+	systemd-nspawn:systemd-container nsenter:util-linux mmdebstrap:mmdebstrap
 
-.PHONY: setup synth test lint bench render boot-check proof clean system-tools
+.PHONY: setup synth test lint bench render boot-check bootcheck-rootfs proof clean system-tools
 
 setup: $(VENV)/.installed node_modules/.installed system-tools
 
@@ -40,7 +42,7 @@ synth: setup
 	npx cdk synth --no-notices --quiet
 	@echo "synthesized to cdk.out/ (GunicornAlbReference.template.json)"
 
-test: setup
+test: setup bootcheck-rootfs
 	$(PY) -m pytest
 
 # Lint: ruff (also run by the test suite) and mypy --strict (about a minute: aws-cdk-lib is large).
@@ -52,10 +54,17 @@ lint: setup
 bench: setup
 	$(PY) tools/bench/bench.py
 
-# Boots the reference stack's user data as root in a bubblewrap sandbox (tools/bootcheck/):
-# the way to try a change to the boot script before deploying it.
-boot-check: setup
-	$(PY) tools/bootcheck/bootcheck.py
+# Boots the reference stack's user data under a real systemd (systemd-nspawn -b, no network;
+# tools/bootcheck/): the way to try a change to the boot script before deploying it. Prints each
+# variant's boot-to-signal seconds, the median of RUNS boots.
+RUNS ?= 3
+boot-check: setup bootcheck-rootfs
+	$(PY) -m tools.bootcheck.bootcheck --runs $(RUNS)
+
+# The boot check's Debian 12 root filesystem (mmdebstrap), built once per machine and cached in
+# ~/.cache/gunicorn-alb/bootcheck-rootfs/ by a hash of its recipe (minutes, cold).
+bootcheck-rootfs: setup
+	$(PY) -m tools.bootcheck.rootfs --if-possible
 
 # Gunicorn's default keep-alive against the generated one, behind nginx standing in for the ALB
 # (about 2 minutes), then the transitions (reload, scale-in, recycling, a raised idle timeout with

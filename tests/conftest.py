@@ -53,9 +53,9 @@ def cli_synths(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-unt
     """`cdk synth` of the reference app with the pinned CLI, once per distinct context the boot
     check needs (the default, and -c idleTimeoutSeconds=120), in parallel, shared by the CLI
     test and the boot check. Keyed by ``Variant.synth_key``."""
-    from tools.bootcheck import bootcheck
+    from tools.bootcheck import bootcheck, stack
 
     try:
         return bootcheck.synthesize(bootcheck.VARIANTS, tmp_path_factory.mktemp("cdk-synth"))
-    except bootcheck.BootCheckError as error:
+    except stack.BootCheckError as error:
         pytest.fail(str(error))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.bootcheck import bootcheck
+from tools.bootcheck import stack
 
 pytestmark = pytest.mark.cli
 
@@ -19,7 +19,7 @@ def _cdk(root: Path, out: Path, *args: str) -> subprocess.CompletedProcess[str]:
         pytest.fail("the pinned CDK CLI is not installed: run `make setup` (npm ci)")
     context = dict(arg.split("=", 1) for arg in args)
     return subprocess.run(
-        bootcheck.synth_command(context, out), cwd=root, env=bootcheck.synth_env(),
+        stack.synth_command(context, out), cwd=root, env=stack.synth_env(),
         capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
 

@@ -1,0 +1,69 @@
+"""Two paths the boot check adds to ITS COPY of the app asset (``stack.add_probe``), to look into
+the running Gunicorn from the outside. The user data, the unit and the config are untouched.
+
+- ``/bootcheck/gunicorn``: the settings of the worker that answers, read from the worker's own
+  ``cfg`` (the object its keep-alive handling reads), as JSON: the effective keep-alive of the
+  running Gunicorn, not a re-reading of its config file.
+- ``/bootcheck/slow``: answers ``started``, then ``finished`` SLOW_SECONDS later (a request in
+  flight for the graceful-stop check).
+
+Shipped into the app folder as ``bootcheck_probe.py``; the app's WSGI module ends with
+``application = bootcheck_probe.wrap(application)``. Standard library only; WSGI apps only.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+SETTINGS_PATH = "/bootcheck/gunicorn"
+SLOW_PATH = "/bootcheck/slow"
+SLOW_SECONDS = 8
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def worker_settings() -> dict[str, Any]:
+    """The settings of the Gunicorn worker this process is."""
+    for candidate in gc.get_objects():
+        kind = type(candidate)
+        if kind.__module__.startswith("gunicorn.workers.") and hasattr(candidate, "cfg"):
+            cfg = candidate.cfg
+            return {
+                "worker": f"{kind.__module__}.{kind.__name__}",
+                "pid": os.getpid(),
+                "keepalive": cfg.keepalive,
+                "worker_class": cfg.worker_class_str,
+                "threads": cfg.threads,
+                "graceful_timeout": cfg.graceful_timeout,
+            }
+    return {"worker": None, "pid": os.getpid()}
+
+
+def _slow() -> Iterator[bytes]:
+    yield b"started\n"
+    time.sleep(SLOW_SECONDS)
+    yield b"finished\n"
+
+
+def wrap(app: WsgiApp) -> WsgiApp:
+    def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path == SETTINGS_PATH:
+            body = json.dumps(worker_settings()).encode()
+            start_response(
+                "200 OK",
+                [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
+            )
+            return [body]
+        if path == SLOW_PATH:
+            # No Content-Length: each part goes out as its own chunk, as soon as it is yielded.
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return _slow()
+        return app(environ, start_response)
+
+    return application

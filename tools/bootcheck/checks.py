@@ -1,0 +1,223 @@
+"""The boot check's results (Outcome) and the checks of one boot that do not need the running
+service: the template's signal wiring, what the stand-ins were asked for, the files the boot wrote,
+the signal, and a failed boot's clean-up. ``running.py`` checks the running service.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gunicorn_alb import rendering
+from tools.bootcheck.instance import USER_DATA_UNIT, Instance
+
+UNIT = "gunicorn-app.service"
+APP_DIR = "/srv/gunicorn-app"
+COUPLING_ENV_PATH = "/etc/gunicorn-alb/coupling.env"
+DROP_IN_PATH = f"/etc/systemd/system/{UNIT}.d/50-coupling.conf"
+
+
+@dataclass
+class Outcome:
+    name: str
+    description: str
+    work: Path
+    results: list[tuple[bool, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    boot_to_signal: float | None = None
+    """Seconds from the container's start to the cfn-signal call."""
+    total_seconds: float = 0.0
+
+    def check(self, ok: bool, what: str) -> bool:
+        self.results.append((bool(ok), what))
+        return bool(ok)
+
+    def equal(self, what: str, actual: object, expected: object) -> bool:
+        if actual == expected:
+            return self.check(True, f"{what}: {actual!r}")
+        return self.check(False, f"{what}: expected {expected!r}, got {actual!r}")
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.results) and all(ok for ok, _ in self.results)
+
+    def report(self) -> str:
+        lines = [f"== {self.name}: {self.description}"]
+        lines += [f"   {note}" for note in self.notes]
+        lines += [f"   [{'ok' if ok else 'FAIL'}] {what}" for ok, what in self.results]
+        signal = "no signal" if self.boot_to_signal is None else f"{self.boot_to_signal:.1f} s"
+        lines.append(
+            f"   {'passed' if self.ok else 'FAILED'}: boot to signal {signal}, "
+            f"variant {self.total_seconds:.1f} s" + ("" if self.ok else f" (logs: {self.work})")
+        )
+        return "\n".join(lines)
+
+
+def tail(text: str, lines: int = 25) -> str:
+    return "\n".join("      | " + line for line in text.splitlines()[-lines:])
+
+
+def cfn_signals(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [call for call in calls if call["tool"] == "cfn-signal"]
+
+
+def check_template(outcome: Outcome, template: dict[str, Any], boot_env: dict[str, str]) -> None:
+    resource = template["Resources"].get(boot_env.get("CFN_RESOURCE", ""), {})
+    outcome.check(
+        resource.get("Type") == "AWS::AutoScaling::AutoScalingGroup"
+        and "ResourceSignal" in resource.get("CreationPolicy", {}),
+        f"CFN_RESOURCE={boot_env.get('CFN_RESOURCE')} is the Auto Scaling group whose "
+        "CreationPolicy waits for the signals",
+    )
+
+
+def check_user_data_ran(outcome: Outcome, instance: Instance, success: bool) -> None:
+    """The user data's unit ran to its end; its exit status is what the boot claims."""
+    ended = instance.user_data
+    if not outcome.check(
+        ended is not None, f"the user data ({USER_DATA_UNIT}) finished within the boot's deadline"
+    ):
+        return
+    assert ended is not None
+    if success:
+        outcome.check(
+            ended.status == 0,
+            f"the user data exits 0 under set -euo pipefail ({ended.result}, status "
+            f"{ended.exit_status}, {ended.seconds:.1f} s after the container started)"
+            + ("" if ended.status == 0 else f":\n{tail(instance.output())}"),
+        )
+    else:
+        outcome.check(
+            ended.status not in (0, None),
+            f"the user data exits non-zero ({ended.result}, status {ended.exit_status})",
+        )
+
+
+def check_calls(outcome: Outcome, calls: list[dict[str, Any]], boot_env: dict[str, str]) -> None:
+    """What the boot (the user data's unit) asked of the stand-ins."""
+    boot = [c for c in calls if c.get("unit") == USER_DATA_UNIT]
+    dnf = [c for c in boot if c["tool"] == "dnf"]
+    requested = [p for c in dnf for p in c.get("packages", [])]
+    python = boot_env["PYTHON"]
+    outcome.check(
+        bool(dnf)
+        and all(c["exit"] == 0 for c in dnf)
+        and {python, f"{python}-pip", "aws-cfn-bootstrap"} <= set(requested),
+        f"dnf installs real AL2023 packages: {' '.join(requested) or 'none'}",
+    )
+    aws = [c for c in boot if c["tool"] == "aws" and c["argv"][:2] == ["s3", "cp"]]
+    outcome.check(
+        len(aws) == 1 and aws[0]["exit"] == 0,
+        "aws s3 cp fetched the app asset: "
+        + ", ".join(f"s3://{c.get('bucket')}/{c.get('key')} (exit {c['exit']})" for c in aws),
+    )
+    if boot_env.get("TARGET_GROUP_ARN"):
+        reads = [c for c in boot if c["tool"] == "aws" and c["argv"][:1] == ["elbv2"]]
+        outcome.equal(
+            "the boot's live idle-timeout reads (aws elbv2, exit code)",
+            [(c["argv"][1], c["exit"]) for c in reads],
+            [("describe-target-groups", 0), ("describe-load-balancer-attributes", 0)],
+        )
+
+
+def check_written_files(outcome: Outcome, instance: Instance, idle: int) -> None:
+    box = instance.container
+    boot_env = rendering.parse_env(box.read(rendering.BOOT_ENV_PATH))
+    outcome.equal("boot.env IDLE_TIMEOUT_SECONDS", boot_env.get("IDLE_TIMEOUT_SECONDS"), str(idle))
+    coupling = rendering.parse_env(box.read(COUPLING_ENV_PATH))
+    outcome.equal(
+        "coupling.env GUNICORN_ALB_KEEPALIVE", coupling.get("GUNICORN_ALB_KEEPALIVE"), str(idle + 5)
+    )
+    drop_in = rendering.parse_env(box.read(DROP_IN_PATH))
+    graceful = coupling.get("GUNICORN_ALB_GRACEFUL_TIMEOUT", "")
+    stop = drop_in.get("TimeoutStopSec", "")
+    outcome.check(
+        graceful.isdigit() and stop.isdigit() and int(stop) > int(graceful),
+        f"drop-in TimeoutStopSec={stop} exceeds Gunicorn's graceful_timeout={graceful}",
+    )
+    app = box.path(APP_DIR)
+    loose = [
+        str(path.relative_to(app))
+        for path in ([app, *app.rglob("*")] if app.is_dir() else [])
+        if path.lstat().st_uid != 0 or path.lstat().st_mode & 0o022
+    ]
+    outcome.check(
+        app.is_dir() and not loose,
+        f"{APP_DIR} is root-owned and not writable by the app user"
+        + (f" (not so: {loose})" if loose else ""),
+    )
+
+
+def check_signal(
+    outcome: Outcome, instance: Instance, boot_env: dict[str, str], region: str, success: bool
+) -> None:
+    signals = cfn_signals(instance.calls())
+    if not outcome.check(
+        len(signals) == 1, f"cfn-signal called exactly once (called {len(signals)} times)"
+    ):
+        return
+    options = signals[0]["options"]
+    expected = {
+        "--stack": boot_env["CFN_STACK"],
+        "--resource": boot_env["CFN_RESOURCE"],
+        "--region": region,
+    }
+    outcome.equal(
+        "cfn-signal --stack/--resource/--region", {k: options.get(k) for k in expected}, expected
+    )
+    outcome.boot_to_signal = instance.seconds_since_boot(signals[0]["monotonic"])
+    if success:
+        outcome.equal("cfn-signal --exit-code", options.get("--exit-code"), "0")
+        active = instance.container.systemctl_show(UNIT, "ActiveEnterTimestampMonotonic")
+        active_at = int(active["ActiveEnterTimestampMonotonic"] or 0) / 1e6
+        outcome.check(
+            0 < active_at < signals[0]["monotonic"] and signals[0]["health_at_call"] == 200,
+            f"cfn-signal came after systemd reported {UNIT} active, with the health path "
+            f"answering 200 at that moment (it answered: {signals[0]['health_at_call']})",
+        )
+    else:
+        outcome.check(
+            options.get("--exit-code") not in (None, "", "0"),
+            f"cfn-signal signals failure: --exit-code {options.get('--exit-code')}",
+        )
+
+
+def processes(instance: Instance) -> list[tuple[str, str, str]]:
+    """(systemd unit, PID, command line) of every process in the container."""
+    listing = instance.container.run(["ps", "-e", "-o", "unit:64=,pid=,args="]).stdout
+    found = []
+    for line in listing.splitlines():
+        unit, pid, command = ([*line.split(None, 2), "", "", ""])[:3]
+        if not command.startswith("ps -e"):
+            found.append((unit, pid, command))
+    return found
+
+
+def check_nothing_left_by_user_data(outcome: Outcome, instance: Instance) -> None:
+    """cloud-final.service has KillMode=process: what the user data leaves running keeps
+    running. It must leave nothing (Gunicorn runs in its own unit)."""
+    left = [p for p in processes(instance) if p[0] == USER_DATA_UNIT]
+    outcome.check(not left, f"the user data left no process behind (found: {left})")
+
+
+def check_failed_boot(
+    outcome: Outcome, instance: Instance, boot_env: dict[str, str], missing_module: str
+) -> None:
+    wait = int(boot_env["HEALTH_WAIT_SECONDS"])
+    outcome.check(
+        f"did not answer within {wait} s" in instance.output(),
+        f"the boot script gave up on the health path after HEALTH_WAIT_SECONDS={wait}",
+    )
+    outcome.check(
+        f"No module named '{missing_module}'" in instance.journal(UNIT),
+        f"Gunicorn's journal shows the app's import error (No module named '{missing_module}')",
+    )
+    show = instance.container.systemctl_show(UNIT, "ActiveState", "SubState", "NRestarts")
+    outcome.check(
+        show["ActiveState"] in ("inactive", "failed"),
+        f"the EXIT trap's systemctl stop left {UNIT} stopped: {show['ActiveState']} "
+        f"({show['SubState']}) after {show['NRestarts']} restart(s) by Restart=always",
+    )
+    left = [p for p in processes(instance) if p[0] in (UNIT, USER_DATA_UNIT)]
+    outcome.check(not left, f"nothing of the boot is left running (found: {left})")

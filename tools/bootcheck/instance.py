@@ -1,0 +1,165 @@
+"""The boot check's EC2 instance: a container (``container.py``) with systemd as PID 1, set up as
+a fresh Amazon Linux 2023 instance is at first boot, whose user data a oneshot unit runs the way
+cloud-init's ``cloud-final.service`` runs it (after the network, as root, once).
+
+Only what cannot exist here is a stand-in (``shims.py``), each recording its calls in
+``/bootcheck/log/calls.jsonl``: ``/usr/bin/dnf``, ``/usr/bin/aws`` (AL2023 has AWS CLI v2 there)
+and ``/opt/aws/bin/cfn-signal`` (which dnf's stand-in installs with ``aws-cfn-bootstrap``).
+systemd, systemctl, journald, useradd, the virtualenv, pip, curl and Gunicorn are real.
+
+Standard library only.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tools.bootcheck.container import Container, ContainerError
+
+SOURCE = Path(__file__).resolve().parent
+USER_DATA_PATH = "/var/lib/cloud/instance/scripts/part-001"
+USER_DATA_UNIT = "bootcheck-user-data.service"
+OUTPUT_LOG = "/var/log/cloud-init-output.log"
+CONFIG_PATH = "/bootcheck/config.json"
+LOG_DIR = "/bootcheck/log"
+CFN_SIGNAL_LAUNCHER = "/usr/libexec/bootcheck/cfn-signal"
+# cloud-final.service (cloud-init 22+): after the network and multi-user.target, oneshot,
+# no timeout, KillMode=process (what the user data leaves running keeps running).
+USER_DATA_UNIT_TEXT = f"""\
+# The boot check's cloud-init: runs the user data once at boot, as cloud-final.service does.
+[Unit]
+Description=Instance user data (as cloud-init's cloud-final.service runs it)
+Wants=network-online.target
+After=network-online.target multi-user.target
+
+[Service]
+Type=oneshot
+ExecStart={USER_DATA_PATH}
+ExecStopPost=/bin/sh -c 'echo "$$SERVICE_RESULT $$EXIT_CODE $$EXIT_STATUS" \
+  >{LOG_DIR}/user-data.result'
+KillMode=process
+TimeoutSec=0
+StandardOutput=append:{OUTPUT_LOG}
+StandardError=inherit
+
+[Install]
+WantedBy=multi-user.target
+"""
+# The container's Python (Debian 12: 3.11), which dnf's stand-in offers as python3.X.
+CONTAINER_PYTHON = "/usr/bin/python3.11"
+
+
+def _launcher(tool: str) -> str:
+    return f'#!/bin/sh\nexec /usr/bin/python3 -I /bootcheck/src/shims.py {tool} "$@"\n'
+
+
+@dataclass(frozen=True)
+class UserDataResult:
+    """How the user data's unit ended ($SERVICE_RESULT, $EXIT_CODE, $EXIT_STATUS)."""
+
+    result: str
+    exit_code: str
+    exit_status: str
+    seconds: float
+    """From the container's start to the end of the user data."""
+
+    @property
+    def status(self) -> int | None:
+        return int(self.exit_status) if self.exit_status.lstrip("-").isdigit() else None
+
+
+class Instance:
+    """One boot: the container, the host folders it sees under /bootcheck, the calls log."""
+
+    def __init__(self, work: Path, rootfs: Path, machine: str) -> None:
+        self.work = work
+        self.log = work / "log"
+        self.s3 = work / "s3"
+        self.container = Container(work / "container", rootfs, machine)
+        self.wheels: Path | None = None
+        self.user_data: UserDataResult | None = None
+        """How the user data ended (set by wait_for_user_data)."""
+
+    def prepare(self, user_data: str, settings: dict[str, Any], wheels: Path | None) -> None:
+        """Mount the overlay and put the user data, its unit and the stand-ins in place.
+        ``settings`` is the stand-ins' configuration (shims.py reads it from CONFIG_PATH).
+        ``wheels``, if given, is a local wheel folder pip uses instead of an index."""
+        self.log.mkdir(parents=True)
+        self.s3.mkdir(parents=True, exist_ok=True)
+        box = self.container
+        box.mount()
+        config = {
+            "calls_log": f"{LOG_DIR}/calls.jsonl",
+            "s3_root": "/bootcheck/s3",
+            "python": CONTAINER_PYTHON,
+            "cfn_signal_launcher": CFN_SIGNAL_LAUNCHER,
+            **settings,
+        }
+        box.write(CONFIG_PATH, json.dumps(config, indent=2) + "\n")
+        for tool in ("dnf", "aws"):
+            box.write(f"/usr/bin/{tool}", _launcher(tool), 0o755)
+        box.write(CFN_SIGNAL_LAUNCHER, _launcher("cfn-signal"), 0o755)
+        if wheels is not None:
+            self.wheels = wheels
+            box.write(
+                "/etc/pip.conf", "[global]\nno-index = true\nfind-links = /bootcheck/wheels\n"
+            )
+        box.write(USER_DATA_PATH, user_data, 0o700)
+        box.write(f"/etc/systemd/system/{USER_DATA_UNIT}", USER_DATA_UNIT_TEXT)
+        box.symlink(
+            f"/etc/systemd/system/multi-user.target.wants/{USER_DATA_UNIT}",
+            f"../{USER_DATA_UNIT}",
+        )
+
+    def boot(self, cpus: list[int]) -> None:
+        read_only = {"/bootcheck/src": SOURCE, "/bootcheck/s3": self.s3}
+        if self.wheels is not None:
+            read_only["/bootcheck/wheels"] = self.wheels
+        self.container.boot({LOG_DIR: self.log}, read_only, cpus)
+
+    def wait_for_user_data(self, timeout: float) -> UserDataResult | None:
+        """The user data's end, or None if it runs past TIMEOUT seconds after the boot."""
+        marker = self.log / "user-data.result"
+        box = self.container
+        box.leader()
+        deadline = box.started + timeout
+        while not marker.is_file() or not marker.read_text().endswith("\n"):
+            if time.monotonic() > deadline:
+                return None
+            if box.process is not None and box.process.poll() is not None:
+                raise ContainerError(
+                    f"the container stopped during the boot (systemd-nspawn exit "
+                    f"{box.process.returncode}; console: {box.console_log})"
+                )
+            time.sleep(0.1)
+        seconds = time.monotonic() - box.started
+        result, exit_code, exit_status = ([*marker.read_text().split(), "", "", ""])[:3]
+        self.user_data = UserDataResult(result, exit_code, exit_status, seconds)
+        return self.user_data
+
+    def output(self) -> str:
+        """What the user data printed (cloud-init's /var/log/cloud-init-output.log)."""
+        return self.container.read(OUTPUT_LOG)
+
+    def calls(self) -> list[dict[str, Any]]:
+        path = self.log / "calls.jsonl"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line]
+
+    def seconds_since_boot(self, monotonic: float) -> float:
+        """A CLOCK_MONOTONIC reading from inside the container (the host's clock: nspawn makes
+        no time namespace) as seconds since the container started."""
+        return monotonic - self.container.started
+
+    def journal(self, unit: str) -> str:
+        return self.container.run(
+            ["journalctl", "--unit", unit, "--output=cat", "--no-pager"]
+        ).stdout
+
+    def shutdown(self) -> int | None:
+        return self.container.shutdown()

@@ -1,0 +1,268 @@
+"""Checks against the Gunicorn that the booted instance's systemd runs: the unit as systemd loaded
+it (drop-in, notify readiness, restart policy), the hardening as the kernel applies it, the workers,
+the health path, the keep-alive a running worker holds, a restart after its main process is
+killed, and a graceful stop that lets an in-flight request finish.
+
+Commands run inside the container (``nsenter``); HTTP goes to the container's own loopback with
+the container's curl. Polling loops have deadlines; no check asserts on a duration.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import select
+import subprocess
+import time
+from typing import Any
+
+from tools.bootcheck import app_probe
+from tools.bootcheck.checks import Outcome, tail
+from tools.bootcheck.instance import Instance
+
+UNIT = "gunicorn-app.service"
+UNIT_PATH = f"/etc/systemd/system/{UNIT}"
+DROP_IN = f"/etc/systemd/system/{UNIT}.d/50-coupling.conf"
+COUPLING_TIMER = "gunicorn-alb-coupling.timer"
+COUPLING_SERVICE = "gunicorn-alb-coupling.service"
+VENV = "/opt/gunicorn-alb/venv"
+APP_USER = "gunicorn-app"
+RESTART_DEADLINE_SECONDS = 60
+UNIT_PROPERTIES = (
+    "ActiveState",
+    "SubState",
+    "Type",
+    "NotifyAccess",
+    "Restart",
+    "NRestarts",
+    "MainPID",
+    "UnitFileState",
+    "DropInPaths",
+    "TimeoutStopUSec",
+    "Result",
+)
+_SPAN = re.compile(r"(\d+)(min|ms|us|h|s)")
+_SPAN_SECONDS = {"h": 3600.0, "min": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6}
+
+
+def timespan_seconds(text: str) -> float:
+    """systemd's rendering of a time span (``1min 10s``) in seconds."""
+    return sum(int(n) * _SPAN_SECONDS[unit] for n, unit in _SPAN.findall(text))
+
+
+def http_get(instance: Instance, url: str) -> tuple[str, str]:
+    """GET URL from inside the container: (status code, body)."""
+    result = instance.container.run(
+        ["curl", "--silent", "--max-time", "5", "--write-out", "\n%{http_code}", url], timeout=30
+    )
+    body, _, status = result.stdout.rpartition("\n")
+    return status, body
+
+
+def _status(instance: Instance, pid: str) -> dict[str, str]:
+    text = instance.container.run(["cat", f"/proc/{pid}/status"]).stdout
+    return {k: v.strip() for k, _, v in (line.partition(":") for line in text.splitlines())}
+
+
+def check_unit(outcome: Outcome, instance: Instance, boot_env: dict[str, str]) -> str | None:
+    """The unit as systemd runs it. Returns the main PID (in the container), if it runs."""
+    show = instance.container.systemctl_show(UNIT, *UNIT_PROPERTIES)
+    outcome.check(
+        (show["ActiveState"], show["SubState"], show["Type"]) == ("active", "running", "notify"),
+        f"systemd runs {UNIT}: {show['ActiveState']} ({show['SubState']}), Type={show['Type']} "
+        "(active only once Gunicorn sent READY=1)",
+    )
+    outcome.equal(f"{UNIT} is enabled", show["UnitFileState"], "enabled")
+    drop_in = dict(
+        line.split("=", 1) for line in instance.container.read(DROP_IN).splitlines() if "=" in line
+    )
+    stop = drop_in.get("TimeoutStopSec", "")
+    outcome.check(
+        DROP_IN in show["DropInPaths"].split()
+        and stop.isdigit()
+        and timespan_seconds(show["TimeoutStopUSec"]) == int(stop),
+        f"systemd applied the drop-in {DROP_IN}: TimeoutStopUSec={show['TimeoutStopUSec']} "
+        f"(TimeoutStopSec={stop})",
+    )
+    outcome.equal(
+        "Restart= and restarts so far", (show["Restart"], show["NRestarts"]), ("always", "0")
+    )
+    main_pid = show["MainPID"]
+    if not outcome.check(main_pid not in ("", "0"), f"{UNIT} has a main PID ({main_pid})"):
+        return None
+    status = _status(instance, main_pid)
+    account = next(
+        (
+            line.split(":")
+            for line in instance.container.read("/etc/passwd").splitlines()
+            if line.startswith(f"{APP_USER}:")
+        ),
+        None,
+    )
+    if not outcome.check(account is not None, f"useradd created {APP_USER}"):
+        return main_pid
+    assert account is not None
+    ids = f"{account[2]}\t{account[2]}\t{account[2]}\t{account[2]}"
+    outcome.check(
+        account[2] != "0" and status.get("Uid") == ids,
+        f"Gunicorn master {main_pid} runs as {APP_USER} (uid {account[2]}): "
+        f"Uid {status.get('Uid')!r}",
+    )
+    applied = {key: status.get(key) for key in ("NoNewPrivs", "Seccomp", "CapEff", "CapBnd")}
+    outcome.equal(
+        "the kernel applies the unit's hardening to the master (no new privileges, a seccomp "
+        "filter, no capabilities)",
+        applied,
+        {"NoNewPrivs": "1", "Seccomp": "2", "CapEff": "0" * 16, "CapBnd": "0" * 16},
+    )
+    return main_pid
+
+
+def check_unit_verifies(outcome: Outcome, instance: Instance) -> None:
+    result = instance.container.run(["systemd-analyze", "verify", UNIT_PATH])
+    output = (result.stdout + result.stderr).strip()
+    outcome.check(
+        result.returncode == 0 and not output,
+        f"`systemd-analyze verify {UNIT_PATH}` (systemd 252, with its drop-in) is clean"
+        + (
+            ""
+            if result.returncode == 0 and not output
+            else f" (exit {result.returncode}):\n{tail(output)}"
+        ),
+    )
+
+
+def check_workers(outcome: Outcome, instance: Instance, main_pid: str, expected: int) -> None:
+    """The master forks its workers one by one (a pause of up to 0.1 s between them) and the
+    first one may answer the health path before the last one exists: wait for them (bounded)."""
+    deadline = time.monotonic() + 15
+    while True:
+        listing = instance.container.run(["ps", "--ppid", main_pid, "-o", "pid=,user:32=,unit:64="])
+        workers = [line.split() for line in listing.stdout.splitlines() if line.strip()]
+        if len(workers) >= expected or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    outcome.check(
+        len(workers) == expected and all(w[1:] == [APP_USER, UNIT] for w in workers),
+        f"{len(workers)} Gunicorn workers (expected {expected}: CPUs * 2 + 1), all as "
+        f"{APP_USER} in {UNIT}: {workers}",
+    )
+
+
+def check_health(outcome: Outcome, instance: Instance, url: str, when: str = "") -> bool:
+    status, body = http_get(instance, url)
+    return outcome.check(status == "200" and body == "ok\n", f"GET {url}{when}: {status} {body!r}")
+
+
+def check_effective_config(
+    outcome: Outcome, instance: Instance, port: str, idle: int, version: str
+) -> None:
+    """Gunicorn's settings as a running worker holds them (the probe path reads the worker's own
+    cfg object, which its keep-alive handling uses)."""
+    url = f"http://127.0.0.1:{port}{app_probe.SETTINGS_PATH}"
+    status, body = http_get(instance, url)
+    try:
+        settings: dict[str, Any] = json.loads(body) if status == "200" else {}
+    except ValueError:
+        settings = {}
+    if not outcome.check(
+        bool(settings.get("worker")),
+        f"GET {url}: a worker reports its settings ({status} {body[:200]!r})",
+    ):
+        return
+    outcome.equal(
+        f"keep-alive of the running Gunicorn ({settings['worker']}, pid {settings['pid']}): "
+        f"idle {idle} + 5",
+        settings["keepalive"],
+        idle + 5,
+    )
+    outcome.equal("worker class of the running Gunicorn", settings["worker_class"], "gthread")
+    versions = instance.container.run(
+        [f"{VENV}/bin/python", "-I", "-c", "import gunicorn; print(gunicorn.__version__)"]
+    )
+    outcome.equal("Gunicorn version in the instance's virtualenv", versions.stdout.strip(), version)
+
+
+def check_restart(outcome: Outcome, instance: Instance, url: str) -> None:
+    """SIGKILL to the main process: systemd (Restart=always) starts Gunicorn again."""
+    box = instance.container
+    before = box.systemctl_show(UNIT, "MainPID", "NRestarts")
+    box.run(["kill", "-KILL", before["MainPID"]])
+    deadline = time.monotonic() + RESTART_DEADLINE_SECONDS
+    while True:
+        after = box.systemctl_show(UNIT, "MainPID", "NRestarts", "ActiveState", "SubState")
+        restarted = after["MainPID"] not in ("0", before["MainPID"]) and (
+            after["ActiveState"],
+            after["SubState"],
+        ) == ("active", "running")
+        if restarted or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    outcome.check(
+        restarted and int(after["NRestarts"]) == int(before["NRestarts"]) + 1,
+        f"after SIGKILL to the main process {before['MainPID']}, systemd restarted {UNIT}: "
+        f"main PID {after['MainPID']}, {after['ActiveState']} ({after['SubState']}), "
+        f"NRestarts {before['NRestarts']} -> {after['NRestarts']}",
+    )
+    if restarted:
+        check_health(outcome, instance, url, " after the restart")
+
+
+def check_graceful_stop(outcome: Outcome, instance: Instance, port: str) -> None:
+    """`systemctl stop` while a request is in flight: the request finishes, the unit stops
+    cleanly (Gunicorn's graceful shutdown, inside the drop-in's TimeoutStopSec)."""
+    box = instance.container
+    url = f"http://127.0.0.1:{port}{app_probe.SLOW_PATH}"
+    client = subprocess.Popen(
+        ["nsenter", f"--target={box.leader()}", "--all", "--", "curl", "--silent", "--no-buffer",
+         "--max-time", "120", url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert client.stdout is not None
+        ready, _, _ = select.select([client.stdout], [], [], 30)
+        first = client.stdout.readline() if ready else b""
+        if not outcome.check(first == b"started\n", f"GET {url} is in flight ({first!r})"):
+            return
+        started = time.monotonic()
+        stop = box.run(["systemctl", "stop", UNIT], timeout=300)
+        stop_seconds = time.monotonic() - started
+        rest, _ = client.communicate(timeout=60)
+    finally:
+        if client.poll() is None:
+            client.kill()
+            client.wait()
+    show = box.systemctl_show(UNIT, "ActiveState", "Result")
+    outcome.check(
+        stop.returncode == 0 and show == {"ActiveState": "inactive", "Result": "success"},
+        f"systemctl stop {UNIT} with a request in flight: exit {stop.returncode}, "
+        f"{show['ActiveState']}, result {show['Result']}, after {stop_seconds:.1f} s",
+    )
+    outcome.check(
+        client.returncode == 0 and rest == b"finished\n",
+        f"the in-flight request ({app_probe.SLOW_SECONDS} s) finished during the stop: curl exit "
+        f"{client.returncode}, rest of the body {rest!r}",
+    )
+
+
+def check_coupling_agent(outcome: Outcome, instance: Instance, boot_env: dict[str, str]) -> None:
+    """With a target group to follow, the boot enabled the coupling agent's timer, and systemd
+    runs it (each run of the agent reads the live idle timeout through the aws stand-in)."""
+    if not boot_env.get("TARGET_GROUP_ARN"):
+        return
+    timer = instance.container.systemctl_show(COUPLING_TIMER, "ActiveState", "UnitFileState")
+    runs = [c for c in instance.calls() if c.get("unit") == COUPLING_SERVICE]
+    outcome.check(
+        timer == {"ActiveState": "active", "UnitFileState": "enabled"}
+        and all(c["exit"] == 0 for c in runs),
+        f"{COUPLING_TIMER} is {timer['ActiveState']} and {timer['UnitFileState']}; the agent's "
+        f"AWS calls so far: {[(c['argv'][1], c['exit']) for c in runs]}",
+    )
+
+
+def exposure(instance: Instance) -> str:
+    """`systemd-analyze security`'s overall line for the unit (a note for the report)."""
+    result = instance.container.run(["systemd-analyze", "security", "--no-pager", UNIT])
+    lines = [line for line in result.stdout.splitlines() if "Overall exposure" in line]
+    return lines[-1].replace("\u2192 ", "").strip() if lines else "no exposure level"

@@ -1,0 +1,413 @@
+"""The stack side of the boot check: ``cdk synth`` of the reference app with the pinned CLI, the
+launch template's user data with its CloudFormation tokens resolved as a deployment would resolve
+them (parameters, pseudo parameters, the VPC's CIDR), and the file assets put where ``cdk deploy``
+would upload them (the ``aws s3 cp`` stand-in serves them from there).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gunicorn_alb import rendering
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+
+# What the stack would get from CloudFormation in the boot check's imaginary deployment.
+REGION = "eu-west-1"
+ACCOUNT = "123456789012"
+PARTITION = "aws"
+URL_SUFFIX = "amazonaws.com"
+
+SYNTH_TIMEOUT_SECONDS = 600
+
+
+class BootCheckError(Exception):
+    """The check cannot run (a missing tool, a template it cannot resolve, ...)."""
+
+
+# --- Synthesis ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Synth:
+    outdir: Path
+    stack_name: str
+    template: dict[str, Any]
+    assets: dict[str, Any]
+
+
+def synth_command(context: dict[str, str], outdir: Path) -> list[str]:
+    """`npx cdk synth` of the reference app with the pinned CLI, into ``outdir``."""
+    command = ["npx", "cdk", "synth", "--no-notices", "--quiet", "-o", str(outdir)]
+    for key, value in sorted(context.items()):
+        command += ["-c", f"{key}={value}"]
+    return command
+
+
+def synth_env() -> dict[str, str]:
+    """The pinned CLI and Node 22 first on PATH, and no AWS credentials."""
+    return {
+        **os.environ,
+        "PATH": f"{ROOT / 'node_modules/.bin'}:{ROOT / '.venv/bin'}:{os.environ.get('PATH', '')}",
+        "JSII_NODE": str(ROOT / "node_modules/.bin/node"),
+        "CDK_DISABLE_CLI_TELEMETRY": "true",
+        # No AWS account anywhere: synth must not need credentials.
+        "AWS_ACCESS_KEY_ID": "",
+        "AWS_SECRET_ACCESS_KEY": "",
+        "AWS_PROFILE": "",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+
+
+def synthesize(contexts: Mapping[str, dict[str, str]], work: Path) -> dict[str, Synth]:
+    """``cdk synth`` once per context (``-c`` values by a key), in parallel; keyed the same."""
+    started: dict[str, tuple[subprocess.Popen[str], Path, list[str]]] = {}
+    for key, context in contexts.items():
+        outdir = work / f"cdk.out-{re.sub(r'[^A-Za-z0-9]+', '-', key)}"
+        command = synth_command(context, outdir)
+        process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=synth_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        started[key] = (process, outdir, command)
+    synths = {}
+    for key, (process, outdir, command) in started.items():
+        try:
+            output, _ = process.communicate(timeout=SYNTH_TIMEOUT_SECONDS)
+        except BaseException:
+            for other, _, _ in started.values():
+                other.kill()
+            raise
+        if process.returncode != 0:
+            raise BootCheckError(
+                f"`{shlex.join(command)}` failed (exit {process.returncode}):\n{output[-3000:]}"
+            )
+        synths[key] = _load_synth(outdir)
+    return synths
+
+
+def _load_synth(outdir: Path) -> Synth:
+    manifest = json.loads((outdir / "manifest.json").read_text())
+    stacks = [
+        (artifact_id, artifact)
+        for artifact_id, artifact in manifest["artifacts"].items()
+        if artifact["type"] == "aws:cloudformation:stack"
+    ]
+    if len(stacks) != 1:
+        raise BootCheckError(f"expected one stack in {outdir}, found {[s for s, _ in stacks]}")
+    artifact_id, artifact = stacks[0]
+    properties = artifact["properties"]
+    template = json.loads((outdir / properties["templateFile"]).read_text())
+    assets = json.loads((outdir / f"{artifact_id}.assets.json").read_text())
+    return Synth(outdir, properties.get("stackName", artifact_id), template, assets)
+
+
+# --- CloudFormation token substitution ----------------------------------------------------------
+
+
+ELBV2_ARNS = {
+    "AWS::ElasticLoadBalancingV2::LoadBalancer": "loadbalancer/app",
+    "AWS::ElasticLoadBalancingV2::TargetGroup": "targetgroup",
+}
+
+
+class StackValues:
+    """Resolves the intrinsic functions a launch template's user data may hold, with the values
+    CloudFormation would give this stack."""
+
+    def __init__(self, synth: Synth, parameters: dict[str, str]) -> None:
+        self.template = synth.template
+        self.resources: dict[str, Any] = synth.template["Resources"]
+        declared: dict[str, Any] = synth.template.get("Parameters", {})
+        unknown = sorted(set(parameters) - set(declared))
+        if unknown:
+            raise BootCheckError(
+                f"the stack has no parameter(s) {unknown}; it has {sorted(declared)}"
+            )
+        self.pseudo = {
+            "AWS::Region": REGION,
+            "AWS::AccountId": ACCOUNT,
+            "AWS::StackName": synth.stack_name,
+            "AWS::Partition": PARTITION,
+            "AWS::URLSuffix": URL_SUFFIX,
+            "AWS::StackId": (
+                f"arn:{PARTITION}:cloudformation:{REGION}:{ACCOUNT}:stack/{synth.stack_name}/"
+                "5a8bd8a0-0000-11f0-8000-0a1b2c3d4e5f"
+            ),
+        }
+        self.parameters: dict[str, str] = {}
+        for name, spec in declared.items():
+            value = parameters.get(name, spec.get("Default"))
+            if value is not None:
+                self.parameters[name] = _check_parameter(name, spec, str(value))
+        self.substituted: list[str] = []
+
+    def resolve(self, value: Any) -> str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, dict) and len(value) == 1:
+            ((function, argument),) = value.items()
+            if function == "Ref":
+                return self._note(value, self.ref(argument))
+            if function == "Fn::Sub":
+                return self._note(value, self.sub(argument))
+            if function == "Fn::GetAtt":
+                return self._note(value, self.get_att(argument))
+            if function == "Fn::Join":
+                delimiter, parts = argument
+                return str(delimiter).join(self.resolve(part) for part in parts)
+        raise BootCheckError(f"the boot check cannot resolve {json.dumps(value)} in the user data")
+
+    def _note(self, token: Any, result: str) -> str:
+        self.substituted.append(f"{json.dumps(token)} -> {result}")
+        return result
+
+    def ref(self, name: str) -> str:
+        if name in self.pseudo:
+            return self.pseudo[name]
+        if self.resources.get(name, {}).get("Type") in ELBV2_ARNS:
+            return self.arn(name)
+        if name in self.parameters:
+            if self.template["Parameters"][name]["Type"].startswith("AWS::SSM::"):
+                raise BootCheckError(f"the user data refers to the SSM-typed parameter {name}")
+            return self.parameters[name]
+        raise BootCheckError(
+            f"the user data refers to {name!r}, which the boot check cannot resolve"
+        )
+
+    def arn(self, logical_id: str) -> str:
+        """The ARN a Ref to a load balancer or target group returns (made-up ids)."""
+        kind = ELBV2_ARNS[self.resources[logical_id]["Type"]]
+        return (
+            f"arn:{PARTITION}:elasticloadbalancing:{REGION}:{ACCOUNT}:{kind}/"
+            f"{logical_id[:32]}/0123456789abcdef"
+        )
+
+    def live_load_balancers(self) -> dict[str, Any]:
+        """What ``aws elbv2`` answers: each target group with the load balancers whose
+        listeners forward to it, and each load balancer's idle timeout as deployed."""
+        idle: dict[str, str] = {}
+        for logical_id, resource in self.resources.items():
+            if resource["Type"] == "AWS::ElasticLoadBalancingV2::LoadBalancer":
+                attributes = resource["Properties"].get("LoadBalancerAttributes", [])
+                value = next(
+                    (a["Value"] for a in attributes if a["Key"] == "idle_timeout.timeout_seconds"),
+                    "60",
+                )
+                idle[self.arn(logical_id)] = self.resolve(value)
+        groups: dict[str, list[str]] = {}
+        for resource in self.resources.values():
+            if resource["Type"] != "AWS::ElasticLoadBalancingV2::Listener":
+                continue
+            balancer = self.arn(resource["Properties"]["LoadBalancerArn"]["Ref"])
+            for action in resource["Properties"].get("DefaultActions", []):
+                target = action.get("TargetGroupArn")
+                if isinstance(target, dict) and "Ref" in target:
+                    groups.setdefault(self.arn(target["Ref"]), []).append(balancer)
+        return {"target_groups": groups, "idle_timeouts": idle}
+
+    def sub(self, argument: Any) -> str:
+        if isinstance(argument, list):
+            text, variables = argument[0], {k: self.resolve(v) for k, v in argument[1].items()}
+        else:
+            text, variables = argument, {}
+
+        def replace(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name.startswith("!"):
+                return "${" + name[1:] + "}"
+            if name in variables:
+                return variables[name]
+            if "." in name:
+                return self.get_att(name.split(".", 1))
+            return self.ref(name)
+
+        return re.sub(r"\$\{([^}]+)\}", replace, str(text))
+
+    def get_att(self, argument: Any) -> str:
+        logical_id, attribute = argument
+        resource = self.resources.get(logical_id)
+        if resource is None:
+            raise BootCheckError(f"Fn::GetAtt names {logical_id}, which the template does not have")
+        if resource["Type"] == "AWS::EC2::VPC" and attribute == "CidrBlock":
+            cidr = resource["Properties"].get("CidrBlock")
+            if isinstance(cidr, str):
+                return cidr
+        raise BootCheckError(
+            f"the boot check cannot resolve Fn::GetAtt {logical_id}.{attribute} "
+            f"({resource['Type']})"
+        )
+
+
+def _check_parameter(name: str, spec: dict[str, Any], value: str) -> str:
+    """CloudFormation's own checks of a Number parameter (a deploy would fail otherwise)."""
+    if spec["Type"] != "Number":
+        return value
+    try:
+        number = float(value)
+    except ValueError:
+        raise BootCheckError(f"parameter {name} must be a number, got {value!r}") from None
+    low, high = spec.get("MinValue"), spec.get("MaxValue")
+    if (low is not None and number < float(low)) or (high is not None and number > float(high)):
+        raise BootCheckError(f"parameter {name}={value} is outside {low}..{high}")
+    return value
+
+
+@dataclass(frozen=True)
+class UserData:
+    launch_template_id: str
+    text: str
+    substituted: list[str]
+    instance_type: str
+    elbv2: dict[str, Any]
+    """What the ``aws elbv2`` stand-in answers (StackValues.live_load_balancers)."""
+
+
+def resolve_user_data(synth: Synth, parameters: dict[str, str]) -> UserData:
+    templates = {
+        logical_id: resource
+        for logical_id, resource in synth.template["Resources"].items()
+        if resource["Type"] == "AWS::EC2::LaunchTemplate"
+    }
+    if len(templates) != 1:
+        raise BootCheckError(f"expected one AWS::EC2::LaunchTemplate, found {sorted(templates)}")
+    ((logical_id, resource),) = templates.items()
+    data = resource["Properties"]["LaunchTemplateData"]
+    user_data = data.get("UserData")
+    if not (isinstance(user_data, dict) and set(user_data) == {"Fn::Base64"}):
+        raise BootCheckError(f"{logical_id}: UserData is not {{'Fn::Base64': ...}}: {user_data!r}")
+    values = StackValues(synth, parameters)
+    text = values.resolve(user_data["Fn::Base64"])
+    return UserData(
+        logical_id,
+        text,
+        values.substituted,
+        str(data.get("InstanceType", "")),
+        values.live_load_balancers(),
+    )
+
+
+def heredoc(user_data: str, path: str) -> str:
+    """The content the user data writes to PATH with ``cat > PATH <<'END'``."""
+    content = rendering.written_file(user_data, path)
+    if content is None:
+        raise BootCheckError(f"the user data does not write {path} with a quoted heredoc")
+    return content
+
+
+def set_health_wait(user_data: str, seconds: int) -> str:
+    changed, count = re.subn(
+        r"^HEALTH_WAIT_SECONDS=\d+$",
+        f"HEALTH_WAIT_SECONDS={seconds}",
+        user_data,
+        flags=re.MULTILINE,
+    )
+    if count != 1:
+        raise BootCheckError(
+            f"expected one HEALTH_WAIT_SECONDS= line in the user data, found {count}"
+        )
+    return changed
+
+
+# --- Assets -------------------------------------------------------------------------------------
+
+
+def cdk_zip(directory: Path, target: Path) -> None:
+    """Zip a directory asset as cdk-assets does (aws-cdk's writeZipFile): every file (dot files
+    too, symlinks followed), no directory entries, the date 1980-01-01 and the file's mode."""
+    files = sorted(p for p in directory.rglob("*") if p.is_file())
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in files:
+            info = zipfile.ZipInfo(path.relative_to(directory).as_posix(), (1980, 1, 1, 0, 0, 0))
+            info.create_system = 3  # Unix: the mode is in the upper 16 bits of external_attr
+            info.external_attr = (path.stat().st_mode & 0xFFFF) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, path.read_bytes())
+
+
+def publish_assets(
+    synth: Synth, s3_root: Path, app_key: str, replace_app: Path | None = None
+) -> list[str]:
+    """Put every file asset where ``cdk deploy`` would upload it (bucket/key with this stack's
+    account and region), under s3_root. ``replace_app`` stands in for the asset at ``app_key``."""
+    published = []
+    for asset_hash, asset in synth.assets.get("files", {}).items():
+        source = synth.outdir / asset["source"]["path"]
+        for destination in asset["destinations"].values():
+            bucket = _sub_pseudo(destination["bucketName"])
+            key = destination["objectKey"]
+            target = s3_root / bucket / key
+            if key == app_key and replace_app is not None:
+                source = replace_app
+            if asset["source"].get("packaging") == "zip":
+                cdk_zip(source, target)
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source, target)
+            published.append(f"s3://{bucket}/{key} ({asset_hash[:12]})")
+    return published
+
+
+def _sub_pseudo(text: str) -> str:
+    values = {"AWS::AccountId": ACCOUNT, "AWS::Region": REGION, "AWS::Partition": PARTITION}
+    return re.sub(r"\$\{([^}]+)\}", lambda m: values[m.group(1)], text)
+
+
+def app_asset(synth: Synth, asset_url: str) -> tuple[str, Path]:
+    """The object key and source folder of the asset the user data downloads."""
+    match = re.fullmatch(r"s3://([^/]+)/(.+)", asset_url)
+    if match is None:
+        raise BootCheckError(f"APP_ASSET_URL {asset_url!r} is not an s3:// URL")
+    key = match.group(2)
+    for asset in synth.assets.get("files", {}).values():
+        for destination in asset["destinations"].values():
+            if destination["objectKey"] == key:
+                return key, synth.outdir / asset["source"]["path"]
+    raise BootCheckError(f"no asset in the assets manifest has the object key {key}")
+
+
+def break_app(source: Path, wsgi_app: str, target: Path) -> str:
+    """A copy of the app asset whose WSGI module fails to import. Returns the missing module."""
+    shutil.copytree(source, target)
+    module = target / (wsgi_app.split(":", 1)[0].replace(".", "/") + ".py")
+    missing = "gunicorn_alb_bootcheck_missing_module"
+    module.write_text(
+        f"import {missing}  # deliberately broken by the boot check\n" + module.read_text()
+    )
+    return missing
+
+
+def add_probe(source: Path, wsgi_app: str, target: Path) -> None:
+    """A copy of the app asset whose WSGI callable also answers the probe paths of
+    ``app_probe.py`` (shipped next to it as ``bootcheck_probe.py``)."""
+    shutil.copytree(source, target)
+    module_name, _, callable_name = wsgi_app.partition(":")
+    callable_name = callable_name or "application"
+    if not callable_name.isidentifier():
+        raise BootCheckError(f"the probe cannot wrap WSGI_APP={wsgi_app!r} (not module:name)")
+    module = target / (module_name.replace(".", "/") + ".py")
+    if not module.is_file():
+        raise BootCheckError(f"the app asset has no {module.relative_to(target)} for {wsgi_app}")
+    shutil.copyfile(HERE / "app_probe.py", target / "bootcheck_probe.py")
+    module.write_text(
+        module.read_text()
+        + "\n\n# Added by the boot check to its copy of the app (tools/bootcheck/app_probe.py).\n"
+        + "import bootcheck_probe as _bootcheck_probe  # noqa: E402\n\n"
+        + f"{callable_name} = _bootcheck_probe.wrap({callable_name})\n"
+    )
