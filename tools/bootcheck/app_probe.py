@@ -29,9 +29,11 @@ WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 def worker_settings() -> dict[str, Any]:
     """The settings of the Gunicorn worker this process is."""
+    from gunicorn.workers.base import Worker  # type: ignore[import-untyped]
+
     for candidate in gc.get_objects():
         kind = type(candidate)
-        if kind.__module__.startswith("gunicorn.workers.") and hasattr(candidate, "cfg"):
+        if isinstance(candidate, Worker):
             cfg = candidate.cfg
             return {
                 "worker": f"{kind.__module__}.{kind.__name__}",

@@ -122,7 +122,10 @@ class Container:
                 stdin=subprocess.DEVNULL,
                 stdout=console,
                 stderr=subprocess.STDOUT,
-                env={"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")},
+                env={
+                    "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+                    "SYSTEMD_NSPAWN_UNIFIED_HIERARCHY": "1",
+                },
             )
 
     def leader(self, timeout: float = 30) -> int:

@@ -13,6 +13,7 @@ Standard library only.
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,20 @@ OUTPUT_LOG = "/var/log/cloud-init-output.log"
 CONFIG_PATH = "/bootcheck/config.json"
 LOG_DIR = "/bootcheck/log"
 CFN_SIGNAL_LAUNCHER = "/usr/libexec/bootcheck/cfn-signal"
+CLOUD_FINAL = "/usr/libexec/bootcheck/cloud-final"
+STATUS_FILE = "user-data.status"
+# cloud-init runs the user data as a child of cloud-init (cloud-final.service's main process) and
+# writes its output to /var/log/cloud-init-output.log; this stand-in for cloud-init records how
+# the user data ended, for the boot check.
+CLOUD_FINAL_TEXT = f"""\
+#!/bin/sh
+# The boot check's stand-in for cloud-init's scripts-user: runs the user data, records its status.
+"$1"
+status=$?
+echo "$status" >{LOG_DIR}/{STATUS_FILE}.tmp
+mv {LOG_DIR}/{STATUS_FILE}.tmp {LOG_DIR}/{STATUS_FILE}
+exit "$status"
+"""
 # cloud-final.service (cloud-init 22+): after the network and multi-user.target, oneshot,
 # no timeout, KillMode=process (what the user data leaves running keeps running).
 USER_DATA_UNIT_TEXT = f"""\
@@ -38,9 +53,7 @@ After=network-online.target multi-user.target
 
 [Service]
 Type=oneshot
-ExecStart={USER_DATA_PATH}
-ExecStopPost=/bin/sh -c 'echo "$$SERVICE_RESULT $$EXIT_CODE $$EXIT_STATUS" \
-  >{LOG_DIR}/user-data.result'
+ExecStart={CLOUD_FINAL} {USER_DATA_PATH}
 KillMode=process
 TimeoutSec=0
 StandardOutput=append:{OUTPUT_LOG}
@@ -59,17 +72,12 @@ def _launcher(tool: str) -> str:
 
 @dataclass(frozen=True)
 class UserDataResult:
-    """How the user data's unit ended ($SERVICE_RESULT, $EXIT_CODE, $EXIT_STATUS)."""
+    """How the user data ended."""
 
-    result: str
-    exit_code: str
-    exit_status: str
+    status: int
+    """Its exit status."""
     seconds: float
-    """From the container's start to the end of the user data."""
-
-    @property
-    def status(self) -> int | None:
-        return int(self.exit_status) if self.exit_status.lstrip("-").isdigit() else None
+    """From the container's start to the end of the user data (polled: within 0.1 s)."""
 
 
 class Instance:
@@ -103,6 +111,7 @@ class Instance:
         for tool in ("dnf", "aws"):
             box.write(f"/usr/bin/{tool}", _launcher(tool), 0o755)
         box.write(CFN_SIGNAL_LAUNCHER, _launcher("cfn-signal"), 0o755)
+        box.write(CLOUD_FINAL, CLOUD_FINAL_TEXT, 0o755)
         if wheels is not None:
             self.wheels = wheels
             box.write(
@@ -122,12 +131,14 @@ class Instance:
         self.container.boot({LOG_DIR: self.log}, read_only, cpus)
 
     def wait_for_user_data(self, timeout: float) -> UserDataResult | None:
-        """The user data's end, or None if it runs past TIMEOUT seconds after the boot."""
-        marker = self.log / "user-data.result"
+        """The user data's end, or None if it runs past TIMEOUT seconds after the boot. Raises
+        ContainerError when the container stops, or the user data's unit ends unrecorded."""
+        marker = self.log / STATUS_FILE
         box = self.container
         box.leader()
         deadline = box.started + timeout
-        while not marker.is_file() or not marker.read_text().endswith("\n"):
+        polls = 0
+        while not marker.is_file():
             if time.monotonic() > deadline:
                 return None
             if box.process is not None and box.process.poll() is not None:
@@ -135,11 +146,30 @@ class Instance:
                     f"the container stopped during the boot (systemd-nspawn exit "
                     f"{box.process.returncode}; console: {box.console_log})"
                 )
+            polls += 1
+            if polls % 50 == 0:
+                self._check_user_data_unit(marker)
             time.sleep(0.1)
         seconds = time.monotonic() - box.started
-        result, exit_code, exit_status = ([*marker.read_text().split(), "", "", ""])[:3]
-        self.user_data = UserDataResult(result, exit_code, exit_status, seconds)
+        self.user_data = UserDataResult(int(marker.read_text().strip()), seconds)
         return self.user_data
+
+    def _check_user_data_unit(self, marker: Path) -> None:
+        """Every few seconds: a unit that ended without the status file (its ExecStart never
+        ran, say) would otherwise leave the check waiting until its deadline."""
+        try:
+            show = self.container.systemctl_show(
+                USER_DATA_UNIT, "ActiveState", "Result", "ExecMainExitTimestampMonotonic"
+            )
+        except (ContainerError, subprocess.TimeoutExpired):
+            return  # systemd is not up yet
+        ended = show["ExecMainExitTimestampMonotonic"] not in ("", "0")
+        if ended and show["ActiveState"] != "activating" and not marker.is_file():
+            raise ContainerError(
+                f"{USER_DATA_UNIT} ended ({show['ActiveState']}, result {show['Result']}) "
+                f"without recording the user data's status (console: "
+                f"{self.container.console_log})"
+            )
 
     def output(self) -> str:
         """What the user data printed (cloud-init's /var/log/cloud-init-output.log)."""
