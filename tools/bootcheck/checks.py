@@ -103,9 +103,13 @@ def check_calls(outcome: Outcome, calls: list[dict[str, Any]], boot_env: dict[st
         f"dnf installs real AL2023 packages: {' '.join(requested) or 'none'}",
     )
     aws = [c for c in boot if c["tool"] == "aws" and c["argv"][:2] == ["s3", "cp"]]
+    assets = {"app asset": boot_env["APP_ASSET_URL"]}
+    if boot_env.get("WHEELHOUSE_URL"):
+        assets["wheelhouse"] = boot_env["WHEELHOUSE_URL"]
+    fetched = sorted(f"s3://{c.get('bucket')}/{c.get('key')}" for c in aws if c["exit"] == 0)
     outcome.check(
-        len(aws) == 1 and aws[0]["exit"] == 0,
-        "aws s3 cp fetched the app asset: "
+        len(aws) == len(assets) and fetched == sorted(assets.values()),
+        f"aws s3 cp fetched the {' and the '.join(assets)}: "
         + ", ".join(f"s3://{c.get('bucket')}/{c.get('key')} (exit {c['exit']})" for c in aws),
     )
     if boot_env.get("TARGET_GROUP_ARN"):
