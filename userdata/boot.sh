@@ -9,7 +9,9 @@
 #   3. installs the app from its S3 asset, as root-owned files the app user can only read,
 #   4. starts Gunicorn under systemd as an unprivileged user,
 #   5. waits until the health path answers locally, then signals CloudFormation (cfn-signal).
-# Any failure signals failure, so a broken boot rolls the deployment back.
+# Any failure signals failure, so a broken boot rolls the deployment back. Every network step
+# (dnf, pip, aws s3 cp, cfn-signal) retries with a bounded exponential backoff, within deadlines
+# (the boot budget in boot.env) that leave time to signal before CloudFormation stops waiting.
 #
 # Usage: gunicorn-alb-boot /etc/gunicorn-alb/boot.env
 # Sourcing the file only defines the functions (the tests use that).
@@ -22,6 +24,8 @@ readonly APP_USER=gunicorn-app
 readonly UNIT=gunicorn-app.service
 readonly COUPLING_TIMER=gunicorn-alb-coupling.timer
 STARTED=0
+INSTALL_DEADLINE=
+BOOT_DEADLINE=
 
 log() { printf 'gunicorn-alb-boot: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -34,6 +38,59 @@ require_int() {
   ((value >= low)) || die "$name must be at least $low, got $value"
   [[ -z $high ]] || ((value <= high)) || die "$name must be at most $high, got $value"
   printf -v "$name" '%d' "$value"
+}
+
+# check_boot_budget: the deadlines and retry settings from boot.env are whole numbers.
+check_boot_budget() {
+  require_int INSTALL_BUDGET_SECONDS 1
+  require_int HEALTH_WAIT_SECONDS 1
+  require_int SIGNAL_BUDGET_SECONDS 1
+  require_int RETRY_ATTEMPTS 1
+  require_int RETRY_DELAY_SECONDS 1
+  require_int RETRY_MAX_DELAY_SECONDS 1
+}
+
+# retry DEADLINE COMMAND...: runs a network step until it succeeds, at most RETRY_ATTEMPTS times.
+# After a failed attempt it waits RETRY_DELAY_SECONDS, doubling after each further failure up to
+# RETRY_MAX_DELAY_SECONDS. No attempt and no wait runs past DEADLINE (a value of $SECONDS): the
+# attempt is stopped (timeout) and the step fails, so the boot can still signal in time.
+# Returns the last attempt's exit code (124 when the deadline stopped it); a command that cannot
+# run at all (126, 127) is not retried.
+retry() {
+  local deadline=$1 attempt=1 delay=$RETRY_DELAY_SECONDS left rc
+  shift
+  while :; do
+    left=$((deadline - SECONDS))
+    if ((left <= 0)); then
+      log "no time left for: $*"
+      return 124
+    fi
+    rc=0
+    timeout --kill-after=5 "$left" "$@" || rc=$?
+    ((rc != 0)) || return 0
+    if ((rc == 126 || rc == 127)); then
+      log "cannot run (exit ${rc}): $*"
+      return "$rc"
+    fi
+    if ((attempt >= RETRY_ATTEMPTS)); then
+      log "failed ${attempt} times (exit ${rc}): $*"
+      return "$rc"
+    fi
+    left=$((deadline - SECONDS))
+    if ((delay >= left)); then
+      log "failed (exit ${rc}), no time left to retry: $*"
+      return "$rc"
+    fi
+    log "attempt ${attempt} of ${RETRY_ATTEMPTS} failed (exit ${rc}), retrying in ${delay} s: $*"
+    sleep "$delay"
+    attempt=$((attempt + 1))
+    delay=$((delay * 2 < RETRY_MAX_DELAY_SECONDS ? delay * 2 : RETRY_MAX_DELAY_SECONDS))
+  done
+}
+
+# install_step COMMAND...: a network step of the install, within the install budget.
+install_step() {
+  retry "$INSTALL_DEADLINE" "$@" || die "gave up (install budget ${INSTALL_BUDGET_SECONDS} s): $*"
 }
 
 # derive_timeouts: from IDLE_TIMEOUT_SECONDS, KEEPALIVE_MARGIN_SECONDS,
@@ -145,16 +202,16 @@ follow_live_idle_timeout() {
 # failure (a bad input, a package that does not install) can still be signalled.
 install_signal_tool() {
   [[ -n ${CFN_STACK:-} ]] || return 0
-  dnf install -y aws-cfn-bootstrap
+  install_step dnf install -y aws-cfn-bootstrap
 }
 
 install_python_and_gunicorn() {
   log "installing ${PYTHON} and gunicorn==${GUNICORN_VERSION}"
-  dnf install -y "${PYTHON}" "${PYTHON}-pip"
+  install_step dnf install -y "${PYTHON}" "${PYTHON}-pip"
   install -d -m 0755 "$(dirname "$VENV")"
   "${PYTHON}" -m venv "$VENV"
   # shellcheck disable=SC2086 # EXTRA_PIP_PACKAGES is a space-separated list of requirements.
-  "$VENV/bin/pip" install --no-cache-dir --disable-pip-version-check \
+  install_step "$VENV/bin/pip" install --no-cache-dir --disable-pip-version-check \
     "gunicorn==${GUNICORN_VERSION}" ${EXTRA_PIP_PACKAGES:-}
 }
 
@@ -168,7 +225,7 @@ install_app() {
   local archive
   archive=$(mktemp --suffix=.zip)
   log "fetching the app from ${APP_ASSET_URL}"
-  aws s3 cp --only-show-errors "$APP_ASSET_URL" "$archive"
+  install_step aws s3 cp --only-show-errors "$APP_ASSET_URL" "$archive"
   rm -rf "$APP_DIR"
   install -d -m 0755 "$APP_DIR"
   "$VENV/bin/python" -m zipfile -e "$archive" "$APP_DIR"
@@ -180,7 +237,7 @@ install_app() {
     die "the app has no module for WSGI_APP=${WSGI_APP} under ${APP_DIR}"
   if [[ -n ${APP_REQUIREMENTS:-} ]]; then
     [[ -f "$APP_DIR/$APP_REQUIREMENTS" ]] || die "the app has no ${APP_REQUIREMENTS}"
-    "$VENV/bin/pip" install --no-cache-dir --disable-pip-version-check \
+    install_step "$VENV/bin/pip" install --no-cache-dir --disable-pip-version-check \
       -r "$APP_DIR/$APP_REQUIREMENTS"
   fi
 }
@@ -200,9 +257,11 @@ start_coupling_agent() {
   systemctl start "$COUPLING_TIMER"
 }
 
-# wait_healthy: the health path answers 2xx on the app port within HEALTH_WAIT_SECONDS.
+# wait_healthy: the health path answers 2xx on the app port within HEALTH_WAIT_SECONDS, and
+# before the boot's deadline (install budget + health wait from the start).
 wait_healthy() {
   local deadline=$((SECONDS + HEALTH_WAIT_SECONDS))
+  ((deadline <= BOOT_DEADLINE)) || deadline=$BOOT_DEADLINE
   local url="http://127.0.0.1:${APP_PORT}${HEALTH_CHECK_PATH}"
   until curl --silent --fail --max-time 2 --output /dev/null "$url"; do
     ((SECONDS < deadline)) || die "${url} did not answer within ${HEALTH_WAIT_SECONDS} s"
@@ -211,11 +270,13 @@ wait_healthy() {
   log "${url} answered"
 }
 
-# signal_cloudformation EXIT_CODE: tell CloudFormation how the boot went (no-op without a stack).
+# signal_cloudformation EXIT_CODE: tell CloudFormation how the boot went (no-op without a stack),
+# retrying within SIGNAL_BUDGET_SECONDS.
 signal_cloudformation() {
   [[ -n ${CFN_STACK:-} ]] || return 0
-  "${CFN_SIGNAL:-/opt/aws/bin/cfn-signal}" --exit-code "$1" --stack "$CFN_STACK" \
-    --resource "$CFN_RESOURCE" --region "$CFN_REGION" || log "cfn-signal failed"
+  retry $((SECONDS + ${SIGNAL_BUDGET_SECONDS:-60})) "${CFN_SIGNAL:-/opt/aws/bin/cfn-signal}" \
+    --exit-code "$1" --stack "$CFN_STACK" --resource "$CFN_RESOURCE" --region "$CFN_REGION" ||
+    log "cfn-signal failed"
 }
 
 on_exit() {
@@ -232,6 +293,9 @@ main() {
   # shellcheck source=/dev/null # boot.env is written by the user data at boot.
   source "$env_file"
   trap on_exit EXIT
+  check_boot_budget
+  INSTALL_DEADLINE=$((SECONDS + INSTALL_BUDGET_SECONDS))
+  BOOT_DEADLINE=$((INSTALL_DEADLINE + HEALTH_WAIT_SECONDS))
   install_signal_tool
   derive_timeouts
   check_synth_values

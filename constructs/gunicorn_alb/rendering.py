@@ -18,6 +18,7 @@ from importlib import resources
 from string import Template
 
 from gunicorn_alb import timeouts
+from gunicorn_alb.boot_budget import BOOT
 from gunicorn_alb.timeouts import CoupledTimeouts
 
 GUNICORN_VERSION = "27.0.1"
@@ -26,8 +27,9 @@ GUNICORN_VERSION = "27.0.1"
 PYTHON = "python3.12"
 """The Amazon Linux 2023 package (and command) for the app's Python: AL2023's python3 is 3.9."""
 
-HEALTH_WAIT_SECONDS = 600
-"""How long the boot script waits for the health path before it signals failure."""
+HEALTH_WAIT_SECONDS = BOOT.health_wait
+"""How long the boot script waits for the health path before it signals failure (the boot budget,
+:mod:`gunicorn_alb.boot_budget`, holds this and the other deadlines of the boot)."""
 
 BOOT_SCRIPT_PATH = "/usr/local/sbin/gunicorn-alb-boot"
 BOOT_ENV_PATH = "/etc/gunicorn-alb/boot.env"
@@ -105,6 +107,11 @@ def render_boot_env(config: InstanceConfig) -> str:
         "app_port": config.app_port,
         "health_check_path": config.health_check_path,
         "health_wait": HEALTH_WAIT_SECONDS,
+        "install_budget": BOOT.install,
+        "signal_budget": BOOT.signal,
+        "retry_attempts": BOOT.retry_attempts,
+        "retry_delay": BOOT.retry_delay,
+        "retry_max_delay": BOOT.retry_max_delay,
         "wsgi_app": config.wsgi_app,
         "app_asset_url": config.app_asset_url,
         "app_requirements": config.app_requirements,

@@ -32,6 +32,15 @@ The rules (ids appear in error messages and in the README table):
 ``grace-covers-healthy``
     The ASG health-check grace period >= interval x healthy threshold, so a new instance can pass
     its health checks before the ASG judges it.
+``grace-covers-boot``
+    The ASG health-check grace period defaults to the boot budget (the time from launch until the
+    boot script must have installed everything and seen the health path answer) and must not be
+    shorter: the grace period starts when the instance enters ``InService``, right after launch,
+    and an ELB health check that fails before the boot is done would have the ASG replace an
+    instance that is still booting.
+``boot-within-signal-timeout``, ``retries-within-install-budget``
+    The boot budget fits in the creation policy's signal timeout, and the retries of the boot's
+    network steps fit in its install budget: see :mod:`gunicorn_alb.boot_budget`.
 ``max-requests-needs-jitter``
     ``max_requests`` defaults to 0. A worker restart drops the connections the ALB pools on that
     worker (resets, 502s), so a non-zero value draws a warning and requires
@@ -41,6 +50,11 @@ The rules (ids appear in error messages and in the README table):
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from gunicorn_alb.boot_budget import BOOT
+from gunicorn_alb.checks import TimeoutRuleError
+from gunicorn_alb.checks import count as _count
+from gunicorn_alb.checks import whole as _whole
 
 IDLE_TIMEOUT_MIN = 1
 IDLE_TIMEOUT_MAX = 4000
@@ -57,7 +71,6 @@ HEALTH_CHECK_INTERVAL_DEFAULT = 15
 HEALTH_CHECK_TIMEOUT_DEFAULT = 5
 HEALTHY_THRESHOLD_DEFAULT = 2
 UNHEALTHY_THRESHOLD_DEFAULT = 3
-GRACE_PERIOD_DEFAULT = 300
 
 RULES: dict[str, str] = {
     "keepalive-exceeds-idle": "Gunicorn keepalive = idle timeout + margin (margin >= 1 s)",
@@ -66,18 +79,13 @@ RULES: dict[str, str] = {
     "stop-after-graceful": "systemd TimeoutStopSec = graceful_timeout + 10 s; > graceful_timeout",
     "health-timeout-below-interval": "health-check timeout < interval; thresholds 2-10",
     "grace-covers-healthy": "ASG grace period >= interval x healthy threshold",
+    "grace-covers-boot": "ASG grace period = the boot budget (launch to healthy); >= it",
+    "boot-within-signal-timeout": "boot budget + signalling <= the creation policy's timeout",
+    "retries-within-install-budget": "retry waits of a network step < half the install budget",
     "max-requests-needs-jitter": "max_requests > 0 warns and needs max_requests_jitter >= 1",
     "keepalive-follows-live": "keepalive = max(configured, live idle timeouts) + margin, "
     "at boot and within 30 s of a change",
 }
-
-
-class TimeoutRuleError(ValueError):
-    """One or more timeout settings break the model's rules; ``problems`` lists every one."""
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = list(problems)
-        super().__init__("\n".join(f"- {problem}" for problem in self.problems))
 
 
 @dataclass(frozen=True)
@@ -120,36 +128,8 @@ class CoupledTimeouts:
         return found
 
 
-def _whole(
-    problems: list[str], name: str, value: float | None, low: int, high: int | None = None
-) -> int | None:
-    """Check that ``value`` is a whole number of seconds within ``[low, high]``; None if not."""
-    if value is None:
-        return None
-    allowed = f"between {low} and {high}" if high is not None else f"at least {low}"
-    shown = _show(value)
-    if isinstance(value, bool) or not float(value).is_integer():
-        problems.append(f"{name} must be a whole number of seconds {allowed}, got {shown}")
-        return None
-    number = int(value)
-    if number < low or (high is not None and number > high):
-        problems.append(f"{name} must be {allowed} seconds, got {shown}")
-        return None
-    return number
-
-
-def _count(problems: list[str], name: str, value: int, low: int, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        problems.append(f"{name} must be a whole number, got {value!r}")
-        return low
-    if value < low or (high is not None and value > high):
-        allowed = f"between {low} and {high}" if high is not None else f"at least {low}"
-        problems.append(f"{name} must be {allowed}, got {value}")
-    return value
-
-
-def _show(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else str(value)
+GRACE_PERIOD_DEFAULT = BOOT.total
+"""The health-check grace period: the boot budget (rule grace-covers-boot)."""
 
 
 def derive_timeouts(
@@ -163,7 +143,7 @@ def derive_timeouts(
     health_check_timeout: float = HEALTH_CHECK_TIMEOUT_DEFAULT,
     healthy_threshold: int = HEALTHY_THRESHOLD_DEFAULT,
     unhealthy_threshold: int = UNHEALTHY_THRESHOLD_DEFAULT,
-    grace_period: float = GRACE_PERIOD_DEFAULT,
+    grace_period: float | None = None,
     max_requests: int = 0,
     max_requests_jitter: int = 0,
 ) -> CoupledTimeouts:
@@ -180,7 +160,8 @@ def derive_timeouts(
     :param health_check_timeout: Default: 5
     :param healthy_threshold: Default: 2
     :param unhealthy_threshold: Default: 3
-    :param grace_period: ASG health-check grace period. Default: 300
+    :param grace_period: ASG health-check grace period. Default: the boot budget
+        (``BOOT.total``, 840 s)
     :param max_requests: Gunicorn ``max_requests``. Default: 0 (workers are not recycled)
     :param max_requests_jitter: Gunicorn ``max_requests_jitter``. Default: 0
     :raises TimeoutRuleError: listing every broken rule, each naming the argument and value.
@@ -209,7 +190,12 @@ def derive_timeouts(
     unhealthy = _count(
         problems, "unhealthy_threshold", unhealthy_threshold, *HEALTH_CHECK_THRESHOLD_RANGE
     )
-    grace = _whole(problems, "grace_period", grace_period, 0)
+    grace = _whole(
+        problems,
+        "health_check_grace_period",
+        BOOT.total if grace_period is None else grace_period,
+        0,
+    )
     recycle = _count(problems, "max_requests", max_requests, 0)
     jitter = _count(problems, "max_requests_jitter", max_requests_jitter, 0)
 
@@ -252,9 +238,16 @@ def derive_timeouts(
         )
     if grace is not None and interval is not None and grace < interval * healthy:
         problems.append(
-            f"grace_period ({grace} s) must be at least health_check_interval x "
+            f"health_check_grace_period ({grace} s) must be at least health_check_interval x "
             f"healthy_threshold ({interval} s x {healthy} = {interval * healthy} s), so a new "
             "instance can pass its health checks before it is judged (rule grace-covers-healthy)"
+        )
+    if grace is not None and grace < BOOT.total:
+        problems.append(
+            f"health_check_grace_period ({grace} s) must be at least the boot budget "
+            f"({BOOT.total} s: {BOOT.start} s to start + {BOOT.install} s to install + "
+            f"{BOOT.health_wait} s health wait), or the ASG replaces instances that are still "
+            "booting (rule grace-covers-boot)"
         )
     if recycle > 0 and jitter < 1:
         problems.append(

@@ -118,7 +118,7 @@ def test_asg_uses_elb_health_checks_with_a_grace_period_in_private_subnets(
         "AWS::AutoScaling::AutoScalingGroup",
         {
             "HealthCheckType": "ELB",
-            "HealthCheckGracePeriod": 300,
+            "HealthCheckGracePeriod": 840,
             "MinSize": "2",
             "MaxSize": "4",
             "VPCZoneIdentifier": Match.array_with([{"Ref": Match.string_like_regexp("Private")}]),

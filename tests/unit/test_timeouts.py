@@ -18,7 +18,7 @@ def test_defaults_couple_keepalive_to_the_default_idle_timeout() -> None:
     assert coupled.stop_timeout == 70
     assert (coupled.health_check_interval, coupled.health_check_timeout) == (15, 5)
     assert (coupled.healthy_threshold, coupled.unhealthy_threshold) == (2, 3)
-    assert coupled.grace_period == 300
+    assert coupled.grace_period == timeouts.BOOT.total == 840
     assert coupled.max_requests == 0
     assert coupled.advisories == []
 
