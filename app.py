@@ -2,6 +2,7 @@
 """The reference app: reads context and builds the stack. No resources here, no AWS calls.
 
 npx cdk synth -c idleTimeoutSeconds=120 -c keepaliveMarginSeconds=5
+npx cdk deploy -c deletionProtection=true     # once the first deploy has succeeded
 """
 
 import aws_cdk as cdk
@@ -22,6 +23,16 @@ def context_int(app: cdk.App, key: str, default: int) -> int:
         ) from None
 
 
+def context_bool(app: cdk.App, key: str, default: bool) -> bool:
+    """``true`` or ``false`` from ``-c key=value`` or cdk.json; a clear error otherwise."""
+    value = app.node.try_get_context(key)
+    if value is None:
+        return default
+    if str(value).lower() not in ("true", "false"):
+        raise SystemExit(f"context {key} must be true or false, got {value!r}")
+    return str(value).lower() == "true"
+
+
 app = cdk.App()
 GunicornServiceStack(
     app,
@@ -29,6 +40,7 @@ GunicornServiceStack(
     idle_timeout_seconds=context_int(app, "idleTimeoutSeconds", 60),
     keepalive_margin_seconds=context_int(app, "keepaliveMarginSeconds", 5),
     certificate_arn=app.node.try_get_context("certificateArn"),
+    deletion_protection=context_bool(app, "deletionProtection", False),
     description="cdk-gunicorn-alb reference: Gunicorn on EC2 behind an ALB, keep-alive coupled",
 )
 app.synth()

@@ -7,9 +7,19 @@ from typing import Any
 import aws_cdk as cdk
 from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from gunicorn_alb import ApplicationLoadBalancedGunicornService, timeouts
+from gunicorn_alb.compliance import acknowledge_control, grants_only_for_aws_services
+
+IDLE_TIMEOUT_PATTERN = "^([1-9][0-9]{0,2}|[1-3][0-9]{3}|4000)$"
+"""The whole numbers 1-4000 without leading zeros. CloudFormation checks ``AllowedPattern`` (Java
+regular expressions; this one uses only the subset Python's ``re`` shares) on ``String``
+parameters only: a ``Number`` parameter would accept ``60.5``, which the ALB and the boot script
+refuse after resources already exist."""
 
 
 class GunicornServiceStack(cdk.Stack):
@@ -23,6 +33,9 @@ class GunicornServiceStack(cdk.Stack):
     :param keepalive_margin_seconds: Gunicorn keep-alive = idle timeout + this. Default: - 5
     :param certificate_arn: an ACM certificate for HTTPS (port 80 then redirects).
         Default: - none: HTTP only
+    :param deletion_protection: ALB deletion protection. Leave it off until the first deploy has
+        succeeded: with it on, a failed first create cannot roll back (``ROLLBACK_FAILED``).
+        Default: - False
     """
 
     def __init__(
@@ -33,6 +46,7 @@ class GunicornServiceStack(cdk.Stack):
         idle_timeout_seconds: int = timeouts.IDLE_TIMEOUT_DEFAULT,
         keepalive_margin_seconds: int = timeouts.KEEPALIVE_MARGIN_DEFAULT,
         certificate_arn: str | None = None,
+        deletion_protection: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, id, **kwargs)
@@ -43,10 +57,13 @@ class GunicornServiceStack(cdk.Stack):
         idle = cdk.CfnParameter(
             self,
             "IdleTimeoutSeconds",
-            type="Number",
-            min_value=timeouts.IDLE_TIMEOUT_MIN,
-            max_value=timeouts.IDLE_TIMEOUT_MAX,
-            default=idle_timeout_seconds,
+            type="String",
+            allowed_pattern=IDLE_TIMEOUT_PATTERN,
+            constraint_description=(
+                f"must be a whole number of seconds from {timeouts.IDLE_TIMEOUT_MIN} to "
+                f"{timeouts.IDLE_TIMEOUT_MAX}, without a decimal point or leading zeros"
+            ),
+            default=str(idle_timeout_seconds),
             description=(
                 f"ALB idle timeout in seconds ({timeouts.IDLE_TIMEOUT_MIN}-"
                 f"{timeouts.IDLE_TIMEOUT_MAX}). Gunicorn's keep-alive follows at boot: this value "
@@ -62,19 +79,34 @@ class GunicornServiceStack(cdk.Stack):
             nat_gateways=1,
             flow_logs={"FlowLog": ec2.FlowLogOptions(traffic_type=ec2.FlowLogTrafficType.REJECT)},
         )
+        self._harden_vpc(vpc)
+        self.idle_timeout = idle
+        """The ``IdleTimeoutSeconds`` parameter."""
         service = ApplicationLoadBalancedGunicornService(
             self,
             "Service",
             vpc=vpc,
-            idle_timeout=cdk.Duration.seconds(idle.value_as_number),
+            # A String parameter (for its pattern) used as a number: it renders as the same Ref.
+            idle_timeout=cdk.Duration.seconds(cdk.Token.as_number(idle.value_as_string)),
             keepalive_margin=cdk.Duration.seconds(keepalive_margin_seconds),
             certificate=(
                 acm.Certificate.from_certificate_arn(self, "Certificate", certificate_arn)
                 if certificate_arn
                 else None
             ),
-            deletion_protection=True,
+            deletion_protection=deletion_protection,
         )
+        self.service = service
+        """The construct under the reference stack (its load balancer, group, ...)."""
+        if not deletion_protection:
+            acknowledge_control(
+                service.load_balancer,
+                "CT.ELASTICLOADBALANCING.PR.5",
+                "elbv2_deletion_protection_enabled_check",
+                "off until a first deploy has succeeded: with deletion protection on, a failed "
+                "first create cannot delete the load balancer and the stack ends in "
+                "ROLLBACK_FAILED; deploy with -c deletionProtection=true after that",
+            )
         scheme = "https" if certificate_arn else "http"
         cdk.CfnOutput(
             self,
@@ -82,3 +114,53 @@ class GunicornServiceStack(cdk.Stack):
             value=f"{scheme}://{service.load_balancer.load_balancer_dns_name}",
             description="The app behind the Application Load Balancer",
         )
+
+    def _harden_vpc(self, vpc: ec2.Vpc) -> None:
+        """The Control Tower controls on the VPC: the flow-log group encrypted with a KMS key
+        (CT.CLOUDWATCH.PR.3), public subnets that give no public IP by default (CT.EC2.PR.11: only
+        the ALB and the NAT gateway, with its Elastic IP, live there), and the acknowledged
+        default-security-group custom resource (CT.LAMBDA.PR.3)."""
+        key = kms.Key(
+            self,
+            "FlowLogKey",
+            description="Encrypts the reference VPC's flow-log group",
+            enable_key_rotation=True,
+        )
+        # CloudWatch Logs user guide, "Encrypt log data in CloudWatch Logs using AWS KMS".
+        key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowCloudWatchLogs",
+                principals=[iam.ServicePrincipal(f"logs.{cdk.Aws.REGION}.amazonaws.com")],
+                actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*",
+                         "kms:GenerateDataKey*", "kms:Describe*"],
+                resources=["*"],
+                conditions={
+                    "ArnLike": {
+                        "kms:EncryptionContext:aws:logs:arn": (
+                            f"arn:{cdk.Aws.PARTITION}:logs:{cdk.Aws.REGION}:"
+                            f"{cdk.Aws.ACCOUNT_ID}:log-group:*"
+                        )
+                    }
+                },
+            )
+        )  # fmt: skip
+        key.add_to_resource_policy(grants_only_for_aws_services())
+        log_group = vpc.node.find_child("FlowLog").node.find_child("LogGroup")
+        assert isinstance(log_group, logs.LogGroup)
+        cfn_log_group = log_group.node.default_child
+        assert isinstance(cfn_log_group, logs.CfnLogGroup)
+        cfn_log_group.kms_key_id = key.key_arn
+        for subnet in vpc.public_subnets:
+            cfn_subnet = subnet.node.default_child
+            assert isinstance(cfn_subnet, ec2.CfnSubnet)
+            cfn_subnet.map_public_ip_on_launch = False
+        provider = self.node.try_find_child("Custom::VpcRestrictDefaultSGCustomResourceProvider")
+        if provider is not None:
+            acknowledge_control(
+                provider,
+                "CT.LAMBDA.PR.3",
+                "lambda_inside_vpc_check",
+                "aws-cdk-lib's provider for the restrictDefaultSecurityGroup feature runs only "
+                "while the stack deploys, to remove the VPC default security group's rules; it "
+                "calls EC2's API and reaches no resource inside the VPC",
+            )

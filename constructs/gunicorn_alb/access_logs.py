@@ -17,7 +17,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import region_info
 from constructs import Construct
 
-from gunicorn_alb.compliance import acknowledge
+from gunicorn_alb.compliance import acknowledge, acknowledge_control
 from gunicorn_alb.props import ServiceProps
 
 LOG_DELIVERY_PRINCIPAL = "logdelivery.elasticloadbalancing.amazonaws.com"
@@ -26,8 +26,9 @@ _NONE = "none"
 
 def new_log_bucket(scope: Construct, id: str, retention: cdk.Duration) -> s3.Bucket:
     """A bucket ALB access logs can be written to: SSE-S3 (the only encryption ALB log delivery
-    supports), public access blocked, TLS-only, logs expire after ``retention``."""
-    return s3.Bucket(
+    supports), public access blocked, TLS-only, logs expire after ``retention``. The Control
+    Tower S3 controls that do not fit a log bucket are acknowledged on it, each with its reason."""
+    bucket = s3.Bucket(
         scope,
         id,
         encryption=s3.BucketEncryption.S3_MANAGED,
@@ -38,6 +39,28 @@ def new_log_bucket(scope: Construct, id: str, retention: cdk.Duration) -> s3.Buc
         lifecycle_rules=[s3.LifecycleRule(expiration=retention)],
         removal_policy=cdk.RemovalPolicy.RETAIN,
     )
+    for control, rule, reason in _LOG_BUCKET_CONTROLS:
+        acknowledge_control(bucket, control, rule, reason)
+    return bucket
+
+
+_LOG_BUCKET_CONTROLS = [
+    ("CT.S3.PR.10", "s3_bucket_default_encryption_kms_check",
+     "ALB access logs can only be delivered to a bucket encrypted with SSE-S3 (Elastic Load "
+     "Balancing user guide, access logs: bucket requirements); a KMS key would stop delivery"),
+    ("CT.S3.PR.2", "s3_bucket_logging_enabled_check",
+     "this bucket receives the ALB's access logs; logging its own accesses would need yet "
+     "another bucket, and it is private, TLS-only and written only by the log delivery"),
+    ("CT.S3.PR.11", "s3_bucket_versioning_enabled_check",
+     "the ALB writes each log file once under a new key and nothing overwrites it; versions "
+     "would only keep expired logs past the retention the lifecycle rule enforces"),
+    ("CT.S3.PR.9", "s3_bucket_object_lock_enabled_check",
+     "logs expire after the retention period; Object Lock (which needs versioning) would keep "
+     "them past it, and legal retention is the account owner's decision, not the construct's"),
+    ("CT.S3.PR.4", "s3_event_notifications_enabled_check",
+     "nothing consumes events of new log files; Athena or a log pipeline reads the bucket on "
+     "demand"),
+]  # fmt: skip
 
 
 def _elb_accounts(scope: Construct) -> cdk.CfnMapping:

@@ -18,6 +18,8 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from gunicorn_alb.compliance import grants_only_for_aws_services
+
 if TYPE_CHECKING:  # props.py imports AlarmThresholds from here
     from gunicorn_alb.props import ServiceProps
 
@@ -139,19 +141,79 @@ class ServiceMonitoring(Construct):
         )
 
 
+AUTO_SCALING_ROLE = "aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"
+"""The path and name of EC2 Auto Scaling's default service-linked role, which publishes the
+group's notifications."""
+
+
 def new_alarm_topic(scope: Construct, id: str) -> sns.Topic:
-    """An SNS topic for alarms: TLS-only, encrypted with a customer-managed key that CloudWatch
-    may use (CloudWatch cannot publish to a topic under the AWS-managed ``aws/sns`` key)."""
+    """An SNS topic for alarms and scaling notifications: TLS-only, encrypted with a
+    customer-managed key (CloudWatch cannot publish to a topic under the AWS-managed ``aws/sns``
+    key), with the policies AWS documents for each publisher.
+
+    - Topic policy: ``AWS::SNS::TopicPolicy`` replaces SNS's default policy, so it must allow
+      ``cloudwatch.amazonaws.com`` to ``sns:Publish``, limited to this account's alarms
+      (re:Post knowledge center, "cloudwatch-receive-sns-for-alarm-trigger").
+    - Key policy: CloudWatch and the Auto Scaling service-linked role
+      ``AWSServiceRoleForAutoScaling`` need ``kms:GenerateDataKey*`` and ``kms:Decrypt`` to publish
+      to an encrypted topic (Amazon SNS developer guide, "Key management", compatibility with AWS
+      services; the role has no access to customer-managed keys unless the key policy grants it,
+      EC2 Auto Scaling user guide, "Service-linked roles"). The role is named through
+      ``aws:PrincipalArn`` rather than as a principal: a fresh account may not have it yet, and
+      KMS rejects a policy that names a principal that does not exist.
+    - Grants only for AWS services (Control Tower CT.KMS.PR.3).
+    """
     key = kms.Key(
         scope,
         f"{id}Key",
         description="Encrypts the gunicorn-alb alarm topic",
         enable_key_rotation=True,
     )
-    key.grant(
-        iam.ServicePrincipal("cloudwatch.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey*"
+    publish_with_key = ["kms:Decrypt", "kms:GenerateDataKey*"]
+    key.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="AllowCloudWatchAlarmsToPublish",
+            principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+            actions=publish_with_key,
+            resources=["*"],
+        )
     )
-    return sns.Topic(scope, id, master_key=key, enforce_ssl=True)
+    key.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="AllowAutoScalingNotifications",
+            principals=[iam.AnyPrincipal()],
+            actions=publish_with_key,
+            resources=["*"],
+            conditions={
+                "ArnEquals": {
+                    "aws:PrincipalArn": (
+                        f"arn:{cdk.Aws.PARTITION}:iam::{cdk.Aws.ACCOUNT_ID}:role/"
+                        f"{AUTO_SCALING_ROLE}"
+                    )
+                }
+            },
+        )
+    )
+    key.add_to_resource_policy(grants_only_for_aws_services())
+    topic = sns.Topic(scope, id, master_key=key, enforce_ssl=True)
+    topic.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="AllowCloudWatchAlarms",
+            principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+            actions=["sns:Publish"],
+            resources=[topic.topic_arn],
+            conditions={
+                "StringEquals": {"aws:SourceAccount": cdk.Aws.ACCOUNT_ID},
+                "ArnLike": {
+                    "aws:SourceArn": (
+                        f"arn:{cdk.Aws.PARTITION}:cloudwatch:{cdk.Aws.REGION}:"
+                        f"{cdk.Aws.ACCOUNT_ID}:alarm:*"
+                    )
+                },
+            },
+        )
+    )
+    return topic
 
 
 def alarm_topic_for(scope: Construct, props: ServiceProps) -> sns.ITopic | None:

@@ -30,7 +30,7 @@ def test_cli_synth_couples_the_context_idle_timeout(cli_synths) -> None:  # type
     out = cli_synths["idleTimeoutSeconds=120"].outdir
     template = json.loads((out / "GunicornAlbReference.template.json").read_text())
     parameter = template["Parameters"]["IdleTimeoutSeconds"]
-    assert parameter["Default"] == 120
+    assert parameter["Default"] == "120"
     assert "(125 s for the default 120 s)" in parameter["Description"]
     types = {resource["Type"] for resource in template["Resources"].values()}
     assert "AWS::EC2::LaunchTemplate" in types
