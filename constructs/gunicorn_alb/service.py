@@ -124,8 +124,8 @@ class ApplicationLoadBalancedGunicornService(Construct):
     :param health_check_timeout: Default: - 5 seconds
     :param healthy_threshold: Default: - 2
     :param unhealthy_threshold: Default: - 3
-    :param health_check_grace_period: the ASG's grace before ELB health checks count.
-        Default: - 300 seconds
+    :param health_check_grace_period: the ASG's grace before ELB health checks count; at least
+        the boot budget (rule grace-covers-boot). Default: - the boot budget, 840 seconds
     :param max_requests: Gunicorn ``max_requests``; non-zero draws a warning (worker restarts
         drop the ALB's pooled connections). Default: - 0
     :param max_requests_jitter: Gunicorn ``max_requests_jitter``; at least 1 with max_requests.

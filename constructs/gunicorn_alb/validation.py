@@ -20,13 +20,12 @@ from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_route53 as route53
 
-from gunicorn_alb import timeouts
+from gunicorn_alb import limits, timeouts
 from gunicorn_alb.props import ServiceProps
 
 _WSGI_TARGET = re.compile(
     r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$"
 )
-_HEALTH_PATH = re.compile(r"^/[A-Za-z0-9._~/-]*$")
 _REQUIREMENTS = re.compile(r"^[A-Za-z0-9._/-]+$")
 DESYNC_MODES = {
     "defensive": elbv2.DesyncMitigationMode.DEFENSIVE,
@@ -83,6 +82,7 @@ def check_props(props: ServiceProps) -> CheckedProps:
     problems += _check_load_balancer(props)
     problems += _check_capacity(props.min_capacity, props.max_capacity, props.desired_capacity)
     problems += _check_instances(props)
+    problems += _check_aws_limits(props)
     app_path, requirements = _check_app(
         problems, props.app_directory, props.wsgi_app, props.app_requirements
     )
@@ -156,7 +156,7 @@ def _check_timeouts(
             ),
             healthy_threshold=props.healthy_threshold,
             unhealthy_threshold=props.unhealthy_threshold,
-            grace_period=given("health_check_grace_period", timeouts.GRACE_PERIOD_DEFAULT),
+            grace_period=seconds["health_check_grace_period"],
             max_requests=props.max_requests,
             max_requests_jitter=props.max_requests_jitter,
         )
@@ -189,11 +189,25 @@ def _check_instances(props: ServiceProps) -> list[str]:
         problems.append(
             f"workers_per_cpu must be a whole number of at least 1, got {workers_per_cpu!r}"
         )
-    if not _HEALTH_PATH.match(props.health_check_path):
-        problems.append(
-            f"health_check_path must start with / and use only letters, digits and ._~/-, "
-            f"got {props.health_check_path!r}"
-        )
+    return problems
+
+
+def _check_aws_limits(props: ServiceProps) -> list[str]:
+    """The values passed to AWS that no other check covers, against the documented limits in
+    :mod:`gunicorn_alb.limits` (the timeout model checks the health-check and drain ranges, the
+    capacities and ports are checked above). Tokens are left to CloudFormation."""
+    hook, retention = props.termination_hook_timeout, props.access_logs_retention
+    values: dict[str, object] = {
+        "termination_hook_timeout": None if hook is None else hook.to_seconds(integral=False),
+        "access_logs_prefix": props.access_logs_prefix,
+        "access_logs_retention": (None if retention is None else retention.to_days(integral=False)),
+        "health_check_path": props.health_check_path,
+        "domain_name": props.domain_name,
+    }
+    problems: list[str] = []
+    for name, value in values.items():
+        if value is not None and not cdk.Token.is_unresolved(value):
+            problems += limits.check(name, value)
     return problems
 
 
