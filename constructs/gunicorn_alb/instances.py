@@ -20,13 +20,15 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from gunicorn_alb import rendering, timeouts
-from gunicorn_alb.compliance import acknowledge
+from gunicorn_alb.boot_budget import BOOT
+from gunicorn_alb.compliance import acknowledge, acknowledge_control
 from gunicorn_alb.props import ServiceProps
 from gunicorn_alb.validation import CheckedProps
 
-SIGNAL_TIMEOUT = cdk.Duration.minutes(15)
-"""How long CloudFormation waits for each new instance's success signal. The boot script gives up
-on the health path after ``rendering.HEALTH_WAIT_SECONDS`` (10 min) and signals failure first."""
+SIGNAL_TIMEOUT = cdk.Duration.seconds(BOOT.signal_timeout)
+"""How long CloudFormation waits for each new instance's success signal (15 minutes). The boot
+script's deadlines (the boot budget, :mod:`gunicorn_alb.boot_budget`) make it signal failure first
+(rule boot-within-signal-timeout)."""
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,9 @@ def new_launch_template(
         require_imdsv2=True,
         http_put_response_hop_limit=1,
         associate_public_ip_address=False,
+        # 1-minute instance metrics: alarms and scaling see a failing instance sooner
+        # (Control Tower CT.EC2.PR.10).
+        detailed_monitoring=True,
         block_devices=[
             ec2.BlockDevice(
                 device_name="/dev/xvda",
@@ -148,6 +153,23 @@ def new_auto_scaling_group(
             wait_on_resource_signals=True,
             pause_time=SIGNAL_TIMEOUT,
         ),
+    )
+    asg = group.node.default_child
+    assert isinstance(asg, cdk.CfnResource)
+    acknowledge_control(
+        asg,
+        "CT.AUTOSCALING.PR.1",
+        "autoscaling_multiple_az_check",
+        "the group spans the Availability Zones of its subnets through VPCZoneIdentifier (the "
+        "private subnets with egress of the VPC; two AZs in the reference VPC); the rule reads "
+        "only the AvailabilityZones property, which a group in a VPC does not need",
+    )
+    acknowledge_control(
+        asg,
+        "CT.AUTOSCALING.PR.6",
+        "autoscaling_mixed_instances_policy_multiple_instance_types_check",
+        "one instance_type: the worker count and the capacity model assume one size of "
+        "instance; a mixed-instances policy is a deliberate choice of the app's owner",
     )
     if props.termination_hook_timeout is not None:
         group.add_lifecycle_hook(

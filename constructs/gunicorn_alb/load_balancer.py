@@ -18,7 +18,7 @@ from aws_cdk import aws_route53 as route53
 from aws_cdk import aws_route53_targets as route53_targets
 from constructs import Construct
 
-from gunicorn_alb.compliance import acknowledge
+from gunicorn_alb.compliance import acknowledge, acknowledge_control
 from gunicorn_alb.props import ServiceProps
 from gunicorn_alb.validation import DESYNC_MODES, CheckedProps
 
@@ -122,6 +122,13 @@ def add_listeners(
             "gunicorn-alb:http-only",
             "The ALB serves plain HTTP: give certificate (or domain_name and domain_zone) "
             "for HTTPS with a redirect from port 80.",
+        )
+        acknowledge_control(
+            listener,
+            "CT.ELASTICLOADBALANCING.PR.1",
+            "alb_http_to_https_redirection_check",
+            "no certificate was given (certificate, or domain_name and domain_zone), so there is "
+            "no HTTPS listener to redirect to; the synth warning gunicorn-alb:http-only says so",
         )
     if "0.0.0.0/0" in cidrs:
         acknowledge(
