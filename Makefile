@@ -15,7 +15,7 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 SYSTEM_TOOLS := shellcheck:shellcheck systemd-analyze:systemd bwrap:bubblewrap curl:curl nginx:nginx \
 	systemd-nspawn:systemd-container nsenter:util-linux mmdebstrap:mmdebstrap
 
-.PHONY: setup synth test lint bench render boot-check bootcheck-rootfs proof clean system-tools
+.PHONY: setup synth test lint bench render boot-check bootcheck-rootfs proof integ integ-snapshot clean system-tools
 
 setup: $(VENV)/.installed node_modules/.installed system-tools
 
@@ -72,6 +72,16 @@ bootcheck-rootfs: setup
 proof: setup
 	$(PY) tools/proof/proof.py
 	$(PY) tools/proof/transitions.py
+
+# The integration test on AWS (tools/integ.py): deploys the reference stack, checks the health
+# path, updates IdleTimeoutSeconds, checks again, destroys. Needs AWS credentials and a
+# bootstrapped account/region; without credentials it says so and fails. make test checks its
+# snapshot offline; integ-snapshot rewrites the snapshot after a reviewed change.
+integ: setup
+	$(PY) tools/integ.py
+
+integ-snapshot: setup
+	$(PY) -m tests.integ.snapshot --update
 
 render: setup
 	$(PY) -m gunicorn_alb render --out build/instance-files
