@@ -71,6 +71,9 @@ class Variant:
     """Break the app asset (an import error in its WSGI module): the boot must signal failure."""
     health_wait_seconds: int | None = None
     """Replaces HEALTH_WAIT_SECONDS in the user data's boot.env."""
+    flaky_network: bool = False
+    """The stand-ins fail the first attempt of every network step (dnf, ``aws s3 cp``,
+    cfn-signal): the boot must retry each one and still succeed."""
 
     @property
     def synth_key(self) -> str:
@@ -97,6 +100,13 @@ VARIANTS = (
         60,
         broken_app=True,
         health_wait_seconds=5,
+    ),
+    Variant(
+        "flaky-network",
+        "the first attempt of every network step fails (dnf, aws s3 cp, cfn-signal); the boot "
+        "retries each and succeeds",
+        60,
+        flaky_network=True,
     ),
 )
 
@@ -224,6 +234,7 @@ def run_variant(variant: Variant, synth: Synth, work: Path, root: Path) -> Outco
         "health_url": health_url,
         "al2023_packages": al2023_packages(),
         "elbv2": user_data.elbv2,
+        "fail_first": variant.flaky_network,
     }
     instance.prepare(text, settings, wheels)
     try:
@@ -251,6 +262,8 @@ def _check_running_instance(
 ) -> None:
     health_url = f"http://127.0.0.1:{boot_env['APP_PORT']}{boot_env['HEALTH_CHECK_PATH']}"
     checks.check_calls(outcome, instance.calls(), boot_env)
+    if variant.flaky_network:
+        checks.check_retried(outcome, instance.calls(injected=True), instance.calls())
     checks.check_written_files(outcome, instance, variant.expected_idle)
     checks.check_signal(outcome, instance, boot_env, stack.REGION, success=True)
     main_pid = running.check_unit(outcome, instance, boot_env)

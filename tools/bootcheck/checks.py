@@ -121,6 +121,35 @@ def check_calls(outcome: Outcome, calls: list[dict[str, Any]], boot_env: dict[st
         )
 
 
+def check_retried(
+    outcome: Outcome, injected: list[dict[str, Any]], calls: list[dict[str, Any]]
+) -> None:
+    """Each network step whose first attempt failed was tried again and then succeeded."""
+    boot = [c for c in calls if c.get("unit") == USER_DATA_UNIT]
+    failed = [c for c in injected if c.get("unit") == USER_DATA_UNIT]
+    steps = sorted({c["tool"] for c in failed})
+    outcome.check(
+        {"dnf", "aws", "cfn-signal"} <= set(steps),
+        f"the first attempt of each network step failed (injected): {', '.join(steps) or 'none'}",
+    )
+    unretried = [
+        " ".join([c["tool"], *c["argv"]])
+        for c in failed
+        if not any(
+            later["tool"] == c["tool"]
+            and later["argv"] == c["argv"]
+            and later["exit"] == 0
+            and later["monotonic"] > c["monotonic"]
+            for later in boot
+        )
+    ]
+    outcome.check(
+        not unretried,
+        f"the boot retried all {len(failed)} failed attempts and each retry succeeded"
+        + (f" (not so: {unretried})" if unretried else ""),
+    )
+
+
 def check_written_files(outcome: Outcome, instance: Instance, idle: int) -> None:
     box = instance.container
     boot_env = rendering.parse_env(box.read(rendering.BOOT_ENV_PATH))

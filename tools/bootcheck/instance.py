@@ -175,11 +175,15 @@ class Instance:
         """What the user data printed (cloud-init's /var/log/cloud-init-output.log)."""
         return self.container.read(OUTPUT_LOG)
 
-    def calls(self) -> list[dict[str, Any]]:
+    def calls(self, injected: bool = False) -> list[dict[str, Any]]:
+        """The stand-ins' calls log; the failures they injected (the flaky-network variant's
+        first attempts) only with ``injected``, so every other check sees the calls that did
+        the work."""
         path = self.log / "calls.jsonl"
         if not path.exists():
             return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line]
+        calls = [json.loads(line) for line in path.read_text().splitlines() if line]
+        return [c for c in calls if bool(c.get("injected")) == injected]
 
     def seconds_since_boot(self, monotonic: float) -> float:
         """A CLOCK_MONOTONIC reading from inside the container (the host's clock: nspawn makes

@@ -12,6 +12,7 @@ Standard library only; Python 3.10+.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -241,8 +242,37 @@ def aws(argv: list[str]) -> int:
 TOOLS = {"dnf": dnf, "cfn-signal": cfn_signal, "aws": aws}
 
 
+def network_step(tool: str, argv: list[str]) -> bool:
+    """The boot's network steps that retry (boot.sh's ``retry``): dnf, ``aws s3 cp``, cfn-signal.
+    The live idle-timeout reads (``aws elbv2``) fall back to the configured value by design."""
+    return tool in ("dnf", "cfn-signal") or (tool == "aws" and argv[:2] == ["s3", "cp"])
+
+
+def fail_first_attempt(tool: str, argv: list[str]) -> bool:
+    """With ``fail_first`` set, the first attempt of each distinct network step fails the way a
+    transient network error does (exit 1, an endpoint error on stderr), and is recorded as
+    ``injected``; the next attempt of the same command runs normally."""
+    if not config().get("fail_first") or not network_step(tool, argv):
+        return False
+    marks = Path(config()["calls_log"]).parent / "failed-once"
+    marks.mkdir(exist_ok=True)
+    mark = marks / hashlib.sha256(json.dumps([tool, argv]).encode()).hexdigest()
+    try:
+        mark.touch(exist_ok=False)
+    except FileExistsError:
+        return False
+    print(
+        f"{tool}: Could not connect to the endpoint URL (boot check: first attempt fails)",
+        file=sys.stderr,
+    )
+    record(tool, argv, 1, injected=True)
+    return True
+
+
 def main() -> int:
     tool, argv = sys.argv[1], sys.argv[2:]
+    if fail_first_attempt(tool, argv):
+        return 1
     try:
         return TOOLS[tool](argv)
     except ShimError as error:
