@@ -3,6 +3,7 @@
 
 npx cdk synth -c idleTimeoutSeconds=120 -c keepaliveMarginSeconds=5
 npx cdk deploy -c deletionProtection=true     # once the first deploy has succeeded
+npx cdk synth -c privateIsolated=true     # no NAT gateway: isolated subnets, VPC endpoints
 """
 
 import aws_cdk as cdk
@@ -33,6 +34,14 @@ def context_bool(app: cdk.App, key: str, default: bool) -> bool:
     return str(value).lower() == "true"
 
 
+def context_flag(app: cdk.App, key: str) -> bool:
+    """``-c key=true`` (or false); a clear error names the key otherwise. Default: false."""
+    value = str(app.node.try_get_context(key) or "false").lower()
+    if value not in ("true", "false"):
+        raise SystemExit(f"context {key} must be true or false, got {value!r}")
+    return value == "true"
+
+
 app = cdk.App()
 GunicornServiceStack(
     app,
@@ -41,6 +50,7 @@ GunicornServiceStack(
     keepalive_margin_seconds=context_int(app, "keepaliveMarginSeconds", 5),
     certificate_arn=app.node.try_get_context("certificateArn"),
     deletion_protection=context_bool(app, "deletionProtection", False),
+    private_isolated=context_flag(app, "privateIsolated"),
     description="cdk-gunicorn-alb reference: Gunicorn on EC2 behind an ALB, keep-alive coupled",
 )
 app.synth()

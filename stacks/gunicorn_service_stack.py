@@ -14,6 +14,7 @@ from constructs import Construct
 
 from gunicorn_alb import ApplicationLoadBalancedGunicornService, timeouts
 from gunicorn_alb.compliance import acknowledge_control, grants_only_for_aws_services
+from gunicorn_alb.network import PrivateEndpoints
 
 IDLE_TIMEOUT_PATTERN = "^([1-9][0-9]{0,2}|[1-3][0-9]{3}|4000)$"
 """The whole numbers 1-4000 without leading zeros. CloudFormation checks ``AllowedPattern`` (Java
@@ -23,7 +24,8 @@ refuse after resources already exist."""
 
 
 class GunicornServiceStack(cdk.Stack):
-    """A VPC (2 AZs, one NAT gateway) and an ``ApplicationLoadBalancedGunicornService``.
+    """A VPC (2 AZs, one NAT gateway; or none, with VPC endpoints) and an
+    ``ApplicationLoadBalancedGunicornService``.
 
     The parameter ``IdleTimeoutSeconds`` drives the ALB idle timeout and, at boot, Gunicorn's
     keep-alive: ``cdk deploy --parameters IdleTimeoutSeconds=300`` changes both sides and rolls
@@ -36,6 +38,9 @@ class GunicornServiceStack(cdk.Stack):
     :param deletion_protection: ALB deletion protection. Leave it off until the first deploy has
         succeeded: with it on, a failed first create cannot roll back (``ROLLBACK_FAILED``).
         Default: - False
+    :param private_isolated: no NAT gateway: the instances run in isolated subnets and reach S3
+        (assets, wheelhouse, dnf repositories) and the AWS APIs they call through VPC endpoints.
+        Default: - False (private subnets with one NAT gateway)
     """
 
     def __init__(
@@ -47,6 +52,7 @@ class GunicornServiceStack(cdk.Stack):
         keepalive_margin_seconds: int = timeouts.KEEPALIVE_MARGIN_DEFAULT,
         certificate_arn: str | None = None,
         deletion_protection: bool = False,
+        private_isolated: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, id, **kwargs)
@@ -71,14 +77,34 @@ class GunicornServiceStack(cdk.Stack):
                 f"{idle_timeout_seconds} s)."
             ),
         )
-        vpc = ec2.Vpc(
-            self,
-            "Vpc",
-            ip_addresses=ec2.IpAddresses.cidr("10.0.0.0/16"),
-            max_azs=2,
-            nat_gateways=1,
-            flow_logs={"FlowLog": ec2.FlowLogOptions(traffic_type=ec2.FlowLogTrafficType.REJECT)},
-        )
+        flow_logs = {"FlowLog": ec2.FlowLogOptions(traffic_type=ec2.FlowLogTrafficType.REJECT)}
+        instance_subnets: ec2.SubnetSelection | None = None
+        if private_isolated:
+            vpc = ec2.Vpc(
+                self,
+                "Vpc",
+                ip_addresses=ec2.IpAddresses.cidr("10.0.0.0/16"),
+                max_azs=2,
+                nat_gateways=0,
+                subnet_configuration=[
+                    ec2.SubnetConfiguration(name="Public", subnet_type=ec2.SubnetType.PUBLIC),
+                    ec2.SubnetConfiguration(
+                        name="Isolated", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED
+                    ),
+                ],
+                flow_logs=flow_logs,
+            )
+            instance_subnets = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
+            PrivateEndpoints(self, "Endpoints", vpc=vpc, subnets=instance_subnets)
+        else:
+            vpc = ec2.Vpc(
+                self,
+                "Vpc",
+                ip_addresses=ec2.IpAddresses.cidr("10.0.0.0/16"),
+                max_azs=2,
+                nat_gateways=1,
+                flow_logs=flow_logs,
+            )
         self._harden_vpc(vpc)
         self.idle_timeout = idle
         """The ``IdleTimeoutSeconds`` parameter."""
@@ -86,6 +112,7 @@ class GunicornServiceStack(cdk.Stack):
             self,
             "Service",
             vpc=vpc,
+            vpc_subnets=instance_subnets,
             # A String parameter (for its pattern) used as a number: it renders as the same Ref.
             idle_timeout=cdk.Duration.seconds(cdk.Token.as_number(idle.value_as_string)),
             keepalive_margin=cdk.Duration.seconds(keepalive_margin_seconds),
