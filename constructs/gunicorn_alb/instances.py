@@ -61,7 +61,7 @@ def new_launch_template(
         description="Gunicorn instances: the app port from the ALB only; no SSH",
         allow_all_outbound=False,
     )
-    # Boot and operation need HTTPS only: dnf repositories, PyPI, the S3 app asset, SSM,
+    # Boot and operation need HTTPS only: dnf repositories and the assets (S3), SSM,
     # CloudFormation (cfn-signal). DNS, NTP and instance metadata are link-local services
     # that security groups do not filter.
     security_group.add_egress_rule(

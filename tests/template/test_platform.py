@@ -170,3 +170,29 @@ def test_the_no_nat_variant_has_isolated_instances_and_the_endpoints_they_call(
         assert any(f".{service.short_name}" in name for name in names), service.short_name
     assert all(e["PrivateDnsEnabled"] for e in interface)
     assert all({ref["Ref"] for ref in e["SubnetIds"]} == isolated_ids for e in interface)
+
+
+def test_the_reference_stack_pins_the_image_per_region() -> None:
+    template = assertions.Template.from_stack(
+        GunicornServiceStack(
+            new_app(), "Pinned", machine_image_ids={"eu-west-1": "ami-0123456789abcdef0"}
+        )
+    )
+    mappings = json.dumps(template.to_json()["Mappings"])
+    assert '"eu-west-1": {"ami": "ami-0123456789abcdef0"}' in mappings
+    template.has_resource_properties(
+        "AWS::EC2::LaunchTemplate",
+        {
+            "LaunchTemplateData": Match.object_like(
+                {"ImageId": {"Fn::FindInMap": Match.any_value()}}
+            )
+        },
+    )
+    assert not [p for p in template.to_json()["Parameters"] if "al2023" in p.lower()]
+
+
+def test_fails_when_a_pinned_image_id_is_not_an_ami() -> None:
+    with pytest.raises(
+        ValueError, match=r"machine_image_ids must map regions to AMI ids .*got 'eu-west-1' -> 'x'"
+    ):
+        GunicornServiceStack(new_app(), "Pinned", machine_image_ids={"eu-west-1": "x"})
