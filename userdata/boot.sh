@@ -220,10 +220,8 @@ install_python_and_gunicorn() {
     "gunicorn==${GUNICORN_VERSION}" ${EXTRA_PIP_PACKAGES:-}
 }
 
-# fetch_wheelhouse: the wheels resolved at synth for this Python and machine (an S3 asset) into
-# WHEELHOUSE; pip installs from them alone (--no-index), never from PyPI. Packages named in
-# BUILD_FROM_SOURCE have no such wheel: pip may then fetch and build them from PyPI (a route to
-# PyPI is needed), with gcc and the Python headers from dnf.
+# fetch_wheelhouse: the synth-time wheels (S3 asset) into WHEELHOUSE, for pip --no-index;
+# BUILD_FROM_SOURCE packages are built from PyPI (gcc, headers from dnf).
 fetch_wheelhouse() {
   local archive
   [[ -n ${WHEELHOUSE_URL:-} ]] || die "boot.env has no WHEELHOUSE_URL"
