@@ -3,7 +3,11 @@
 
 npx cdk synth -c idleTimeoutSeconds=120 -c keepaliveMarginSeconds=5
 npx cdk deploy -c deletionProtection=true     # once the first deploy has succeeded
+npx cdk synth -c privateIsolated=true     # no NAT gateway: isolated subnets, VPC endpoints
+npx cdk synth -c 'amiIds={"eu-west-1":"ami-0123456789abcdef0"}'   # pin the image
 """
+
+import json
 
 import aws_cdk as cdk
 
@@ -33,6 +37,28 @@ def context_bool(app: cdk.App, key: str, default: bool) -> bool:
     return str(value).lower() == "true"
 
 
+def context_flag(app: cdk.App, key: str) -> bool:
+    """``-c key=true`` (or false); a clear error names the key otherwise. Default: false."""
+    value = str(app.node.try_get_context(key) or "false").lower()
+    if value not in ("true", "false"):
+        raise SystemExit(f"context {key} must be true or false, got {value!r}")
+    return value == "true"
+
+
+def context_map(app: cdk.App, key: str) -> dict[str, str] | None:
+    """A JSON object from ``-c key='{...}'`` (or an object in cdk.json), or None."""
+    value = app.node.try_get_context(key)
+    if value is None or isinstance(value, dict):
+        return value
+    try:
+        parsed = json.loads(str(value))
+    except json.JSONDecodeError:
+        parsed = None
+    if not isinstance(parsed, dict):
+        raise SystemExit(f"context {key} must be a JSON object, got {value!r}")
+    return parsed
+
+
 app = cdk.App()
 GunicornServiceStack(
     app,
@@ -41,6 +67,8 @@ GunicornServiceStack(
     keepalive_margin_seconds=context_int(app, "keepaliveMarginSeconds", 5),
     certificate_arn=app.node.try_get_context("certificateArn"),
     deletion_protection=context_bool(app, "deletionProtection", False),
+    private_isolated=context_flag(app, "privateIsolated"),
+    machine_image_ids=context_map(app, "amiIds"),
     description="cdk-gunicorn-alb reference: Gunicorn on EC2 behind an ALB, keep-alive coupled",
 )
 app.synth()

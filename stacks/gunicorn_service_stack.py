@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from typing import Any
 
 import aws_cdk as cdk
@@ -14,6 +16,7 @@ from constructs import Construct
 
 from gunicorn_alb import ApplicationLoadBalancedGunicornService, timeouts
 from gunicorn_alb.compliance import acknowledge_control, grants_only_for_aws_services
+from gunicorn_alb.network import PrivateEndpoints
 
 IDLE_TIMEOUT_PATTERN = "^([1-9][0-9]{0,2}|[1-3][0-9]{3}|4000)$"
 """The whole numbers 1-4000 without leading zeros. CloudFormation checks ``AllowedPattern`` (Java
@@ -23,7 +26,8 @@ refuse after resources already exist."""
 
 
 class GunicornServiceStack(cdk.Stack):
-    """A VPC (2 AZs, one NAT gateway) and an ``ApplicationLoadBalancedGunicornService``.
+    """A VPC (2 AZs, one NAT gateway; or none, with VPC endpoints) and an
+    ``ApplicationLoadBalancedGunicornService``.
 
     The parameter ``IdleTimeoutSeconds`` drives the ALB idle timeout and, at boot, Gunicorn's
     keep-alive: ``cdk deploy --parameters IdleTimeoutSeconds=300`` changes both sides and rolls
@@ -36,6 +40,12 @@ class GunicornServiceStack(cdk.Stack):
     :param deletion_protection: ALB deletion protection. Leave it off until the first deploy has
         succeeded: with it on, a failed first create cannot roll back (``ROLLBACK_FAILED``).
         Default: - False
+    :param machine_image_ids: pin the image: an AMI id per region (an Amazon Linux 2023 for the
+        instance type's architecture). Default: - none: the latest Amazon Linux 2023, read from
+        its SSM public parameter at every deploy
+    :param private_isolated: no NAT gateway: the instances run in isolated subnets and reach S3
+        (assets, wheelhouse, dnf repositories) and the AWS APIs they call through VPC endpoints.
+        Default: - False (private subnets with one NAT gateway)
     """
 
     def __init__(
@@ -47,9 +57,12 @@ class GunicornServiceStack(cdk.Stack):
         keepalive_margin_seconds: int = timeouts.KEEPALIVE_MARGIN_DEFAULT,
         certificate_arn: str | None = None,
         deletion_protection: bool = False,
+        machine_image_ids: Mapping[str, str] | None = None,
+        private_isolated: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, id, **kwargs)
+        machine_image = _pinned_image(machine_image_ids)
         # Check the default now: CloudFormation would only reject it at deploy time.
         default = timeouts.derive_timeouts(
             idle_timeout_seconds, keepalive_margin=keepalive_margin_seconds
@@ -71,14 +84,34 @@ class GunicornServiceStack(cdk.Stack):
                 f"{idle_timeout_seconds} s)."
             ),
         )
-        vpc = ec2.Vpc(
-            self,
-            "Vpc",
-            ip_addresses=ec2.IpAddresses.cidr("10.0.0.0/16"),
-            max_azs=2,
-            nat_gateways=1,
-            flow_logs={"FlowLog": ec2.FlowLogOptions(traffic_type=ec2.FlowLogTrafficType.REJECT)},
-        )
+        flow_logs = {"FlowLog": ec2.FlowLogOptions(traffic_type=ec2.FlowLogTrafficType.REJECT)}
+        instance_subnets: ec2.SubnetSelection | None = None
+        if private_isolated:
+            vpc = ec2.Vpc(
+                self,
+                "Vpc",
+                ip_addresses=ec2.IpAddresses.cidr("10.0.0.0/16"),
+                max_azs=2,
+                nat_gateways=0,
+                subnet_configuration=[
+                    ec2.SubnetConfiguration(name="Public", subnet_type=ec2.SubnetType.PUBLIC),
+                    ec2.SubnetConfiguration(
+                        name="Isolated", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED
+                    ),
+                ],
+                flow_logs=flow_logs,
+            )
+            instance_subnets = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
+            PrivateEndpoints(self, "Endpoints", vpc=vpc, subnets=instance_subnets)
+        else:
+            vpc = ec2.Vpc(
+                self,
+                "Vpc",
+                ip_addresses=ec2.IpAddresses.cidr("10.0.0.0/16"),
+                max_azs=2,
+                nat_gateways=1,
+                flow_logs=flow_logs,
+            )
         self._harden_vpc(vpc)
         self.idle_timeout = idle
         """The ``IdleTimeoutSeconds`` parameter."""
@@ -86,6 +119,8 @@ class GunicornServiceStack(cdk.Stack):
             self,
             "Service",
             vpc=vpc,
+            vpc_subnets=instance_subnets,
+            machine_image=machine_image,
             # A String parameter (for its pattern) used as a number: it renders as the same Ref.
             idle_timeout=cdk.Duration.seconds(cdk.Token.as_number(idle.value_as_string)),
             keepalive_margin=cdk.Duration.seconds(keepalive_margin_seconds),
@@ -164,3 +199,28 @@ class GunicornServiceStack(cdk.Stack):
                 "while the stack deploys, to remove the VPC default security group's rules; it "
                 "calls EC2's API and reaches no resource inside the VPC",
             )
+
+
+_AMI_ID = re.compile(r"^ami-[0-9a-f]{8}([0-9a-f]{9})?$")
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]$")
+
+
+def _pinned_image(ids: Mapping[str, str] | None) -> ec2.IMachineImage | None:
+    """A region-to-AMI map as an image (a template mapping: synthesizes without credentials in a
+    region-agnostic stack; a deploy to a region not in the map fails), or None."""
+    if ids is None:
+        return None
+    problems = [
+        "machine_image_ids must map regions to AMI ids (eu-west-1 -> ami-0123456789abcdef0), "
+        f"got {region!r} -> {ami!r}"
+        for region, ami in ids.items()
+        if not _REGION.match(str(region)) or not _AMI_ID.match(str(ami))
+    ]
+    if not ids:
+        problems.append("machine_image_ids must name at least one region")
+    if problems:
+        raise ValueError(
+            "GunicornServiceStack: invalid properties:\n"
+            + "\n".join(f"- {problem}" for problem in problems)
+        )
+    return ec2.MachineImage.generic_linux(dict(ids))

@@ -5,7 +5,8 @@
 # ApplicationLoadBalancedGunicornService construct writes:
 #   1. derives Gunicorn's keep-alive and the other coupled timeouts from the ALB idle timeout
 #      (the same rules as gunicorn_alb/timeouts.py; tests hold the two to the same results),
-#   2. installs a Python >= 3.11 and the pinned Gunicorn into a virtualenv,
+#   2. installs a Python >= 3.11 and the pinned Gunicorn into a virtualenv, from the wheelhouse
+#      built at synth (an S3 asset): pip never contacts PyPI,
 #   3. installs the app from its S3 asset, as root-owned files the app user can only read,
 #   4. starts Gunicorn under systemd as an unprivileged user,
 #   5. waits until the health path answers locally, then signals CloudFormation (cfn-signal).
@@ -19,6 +20,7 @@ set -euo pipefail
 
 readonly GUNICORN_ALB_ETC=/etc/gunicorn-alb
 readonly VENV=/opt/gunicorn-alb/venv
+readonly WHEELHOUSE=/opt/gunicorn-alb/wheelhouse
 readonly APP_DIR=/srv/gunicorn-app
 readonly APP_USER=gunicorn-app
 readonly UNIT=gunicorn-app.service
@@ -26,6 +28,7 @@ readonly COUPLING_TIMER=gunicorn-alb-coupling.timer
 STARTED=0
 INSTALL_DEADLINE=
 BOOT_DEADLINE=
+PIP_SOURCES=(--no-index --find-links "$WHEELHOUSE")
 
 log() { printf 'gunicorn-alb-boot: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -210,9 +213,30 @@ install_python_and_gunicorn() {
   install_step dnf install -y "${PYTHON}" "${PYTHON}-pip"
   install -d -m 0755 "$(dirname "$VENV")"
   "${PYTHON}" -m venv "$VENV"
+  fetch_wheelhouse
   # shellcheck disable=SC2086 # EXTRA_PIP_PACKAGES is a space-separated list of requirements.
   install_step "$VENV/bin/pip" install --no-cache-dir --disable-pip-version-check \
+    "${PIP_SOURCES[@]}" \
     "gunicorn==${GUNICORN_VERSION}" ${EXTRA_PIP_PACKAGES:-}
+}
+
+# fetch_wheelhouse: the synth-time wheels (S3 asset) into WHEELHOUSE, for pip --no-index;
+# BUILD_FROM_SOURCE packages are built from PyPI (gcc, headers from dnf).
+fetch_wheelhouse() {
+  local archive
+  [[ -n ${WHEELHOUSE_URL:-} ]] || die "boot.env has no WHEELHOUSE_URL"
+  archive=$(mktemp --suffix=.zip)
+  log "fetching the wheelhouse from ${WHEELHOUSE_URL}"
+  install_step aws s3 cp --only-show-errors "$WHEELHOUSE_URL" "$archive"
+  rm -rf "$WHEELHOUSE"
+  install -d -m 0755 "$WHEELHOUSE"
+  "$VENV/bin/python" -m zipfile -e "$archive" "$WHEELHOUSE"
+  rm -f "$archive"
+  if [[ -n ${BUILD_FROM_SOURCE:-} ]]; then
+    log "building from source, with PyPI: ${BUILD_FROM_SOURCE}"
+    install_step dnf install -y gcc "${PYTHON}-devel"
+    PIP_SOURCES=(--find-links "$WHEELHOUSE")
+  fi
 }
 
 create_app_user() {
@@ -238,6 +262,7 @@ install_app() {
   if [[ -n ${APP_REQUIREMENTS:-} ]]; then
     [[ -f "$APP_DIR/$APP_REQUIREMENTS" ]] || die "the app has no ${APP_REQUIREMENTS}"
     install_step "$VENV/bin/pip" install --no-cache-dir --disable-pip-version-check \
+      "${PIP_SOURCES[@]}" \
       -r "$APP_DIR/$APP_REQUIREMENTS"
   fi
 }

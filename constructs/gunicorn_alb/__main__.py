@@ -39,6 +39,7 @@ def _render(args: argparse.Namespace) -> int:
         health_check_path=args.health_check_path,
         wsgi_app=args.wsgi_app,
         app_asset_url=args.asset_url,
+        wheelhouse_url=args.wheelhouse_url,
         app_requirements=args.app_requirements,
         worker_class=args.worker_class,
         threads=args.threads,
@@ -115,6 +116,11 @@ def main(argv: list[str] | None = None) -> int:
         "--asset-url",
         default="s3://ASSET-BUCKET/ASSET-KEY.zip",
         help="the app asset's S3 URL (a stack fills in its own)",
+    )
+    render.add_argument(
+        "--wheelhouse-url",
+        default="s3://ASSET-BUCKET/WHEELHOUSE-KEY.zip",
+        help="the wheelhouse asset's S3 URL (a stack fills in its own)",
     )
     render.add_argument(
         "--stack-name", default="", help="CloudFormation stack to signal (default: none, no signal)"

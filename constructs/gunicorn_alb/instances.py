@@ -38,6 +38,7 @@ class LaunchParts:
     launch_template: ec2.LaunchTemplate
     user_data: ec2.UserData
     app_asset: s3_assets.Asset
+    wheelhouse_asset: s3_assets.Asset
 
 
 def new_launch_template(
@@ -60,7 +61,7 @@ def new_launch_template(
         description="Gunicorn instances: the app port from the ALB only; no SSH",
         allow_all_outbound=False,
     )
-    # Boot and operation need HTTPS only: dnf repositories, PyPI, the S3 app asset, SSM,
+    # Boot and operation need HTTPS only: dnf repositories and the assets (S3), SSM,
     # CloudFormation (cfn-signal). DNS, NTP and instance metadata are link-local services
     # that security groups do not filter.
     security_group.add_egress_rule(
@@ -72,13 +73,17 @@ def new_launch_template(
         path=str(checked.app_path),
         exclude=["__pycache__", "*.pyc", ".venv", ".git"],
     )
-    # Read this one object, nothing else in the CDK asset bucket.
-    role.add_to_policy(
-        iam.PolicyStatement(
-            actions=["s3:GetObject"],
-            resources=[app_asset.bucket.arn_for_objects(app_asset.s3_object_key)],
+    # Every Python package the instances install, as wheels for their platform: the boot runs
+    # pip without an index (gunicorn_alb.wheelhouse).
+    wheelhouse_asset = s3_assets.Asset(scope, "Wheelhouse", path=str(checked.wheelhouse))
+    # Read these two objects, nothing else in the CDK asset bucket.
+    for asset in (app_asset, wheelhouse_asset):
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject"],
+                resources=[asset.bucket.arn_for_objects(asset.s3_object_key)],
+            )
         )
-    )
     acknowledge(
         role,
         "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/"
@@ -90,9 +95,8 @@ def new_launch_template(
     launch_template = ec2.LaunchTemplate(
         scope,
         "LaunchTemplate",
-        machine_image=props.machine_image or ec2.MachineImage.latest_amazon_linux2023(),
-        instance_type=props.instance_type
-        or ec2.InstanceType.of(ec2.InstanceClass.T3, ec2.InstanceSize.SMALL),
+        machine_image=checked.machine_image,
+        instance_type=checked.instance_type,
         security_group=security_group,
         role=role,
         user_data=user_data,
@@ -111,7 +115,7 @@ def new_launch_template(
             )
         ],
     )
-    return LaunchParts(launch_template, user_data, app_asset)
+    return LaunchParts(launch_template, user_data, app_asset, wheelhouse_asset)
 
 
 def new_auto_scaling_group(
@@ -128,7 +132,8 @@ def new_auto_scaling_group(
         scope,
         "AutoScalingGroup",
         vpc=props.vpc,
-        vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
+        vpc_subnets=props.vpc_subnets
+        or ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
         launch_template=launch_template,
         min_capacity=min_capacity,
         max_capacity=max_capacity,
@@ -208,6 +213,8 @@ def add_instance_files(
         workers_per_cpu=props.workers_per_cpu,
         forwarded_allow_ips=props.vpc.vpc_cidr_block,
         extra_pip_packages=timeouts.KEEPALIVE_WORKER_CLASSES[props.worker_class],
+        wheelhouse_url=launch.wheelhouse_asset.s3_object_url,
+        build_from_source=tuple(props.build_from_source),
         cfn_stack=cdk.Aws.STACK_NAME,
         cfn_resource=cdk.Stack.of(auto_scaling_group).get_logical_id(asg_resource),
         cfn_region=cdk.Aws.REGION,

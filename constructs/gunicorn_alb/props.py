@@ -54,6 +54,8 @@ class ServiceProps:
     workers_per_cpu: int
     instance_type: ec2.InstanceType | None
     machine_image: ec2.IMachineImage | None
+    vpc_subnets: ec2.SubnetSelection | None
+    build_from_source: Sequence[str]
     min_capacity: int
     max_capacity: int
     desired_capacity: int | None

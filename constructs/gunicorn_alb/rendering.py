@@ -45,6 +45,8 @@ COUPLING_PERIOD_MAX_SECONDS = timeouts.COUPLING_PERIOD_MAX
 
 USER_DATA_SHEBANG = "#!/bin/bash"
 _HEREDOC_END = "GUNICORN_ALB_EOF"
+_LISTS = ("extra_pip_packages", "build_from_source")
+"""boot.env values that are space-separated lists (quoted in the template)."""
 _SAFE = re.compile(r"^[A-Za-z0-9_.:/,+=@%-]*$")
 
 
@@ -65,6 +67,10 @@ class InstanceConfig:
     workers_per_cpu: int
     forwarded_allow_ips: str
     extra_pip_packages: tuple[str, ...] = ()
+    wheelhouse_url: str = ""
+    """The S3 URL of the wheelhouse (:mod:`gunicorn_alb.wheelhouse`) the boot installs from."""
+    build_from_source: tuple[str, ...] = ()
+    """Packages the boot may build from PyPI sources (no wheel for the platform)."""
     cfn_stack: str = ""
     cfn_resource: str = ""
     cfn_region: str = ""
@@ -118,6 +124,8 @@ def render_boot_env(config: InstanceConfig) -> str:
         "python": PYTHON,
         "gunicorn_version": GUNICORN_VERSION,
         "extra_pip_packages": " ".join(config.extra_pip_packages),
+        "wheelhouse_url": config.wheelhouse_url,
+        "build_from_source": " ".join(config.build_from_source),
         "cfn_stack": config.cfn_stack,
         "cfn_resource": config.cfn_resource,
         "cfn_region": config.cfn_region,
@@ -126,7 +134,7 @@ def render_boot_env(config: InstanceConfig) -> str:
     }
     for key, value in values.items():
         # Space-separated lists are quoted in the template; everything else must be one word.
-        for word in str(value).split(" ") if key.startswith("extra_") else [str(value)]:
+        for word in str(value).split(" ") if key in _LISTS else [str(value)]:
             if "${Token[" not in word and not _SAFE.match(word):
                 raise ValueError(f"{key} {word!r} has characters that are not safe in boot.env")
     return _render("boot.env.tmpl", values)

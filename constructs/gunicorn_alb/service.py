@@ -13,6 +13,7 @@ and listeners, the files the instances receive, and the monitoring
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import aws_cdk as cdk
 import jsii
@@ -108,8 +109,18 @@ class ApplicationLoadBalancedGunicornService(Construct):
         ``gevent``; ``sync`` is refused). Default: - ``gthread``
     :param threads: threads per worker. Default: - 4
     :param workers_per_cpu: Gunicorn workers per CPU of the instance, plus one. Default: - 2
-    :param instance_type: the instance type. Default: - t3.small
-    :param machine_image: the AMI. Default: - latest Amazon Linux 2023 (SSM public parameter)
+    :param instance_type: the instance type; its architecture (x86_64, or arm64 for Graviton
+        types such as t4g) picks the image and the wheels. Default: - t3.small
+    :param machine_image: the AMI, an Amazon Linux 2023 for the instance type's architecture
+        (checked where the image says which). Default: - the latest Amazon Linux 2023 for the
+        instance type's architecture (SSM public parameter, read at every deploy)
+    :param vpc_subnets: the instances' subnets; isolated ones need VPC endpoints
+        (``gunicorn_alb.network.PrivateEndpoints``).
+        Default: - the VPC's private subnets with egress
+    :param build_from_source: packages that have no wheel for the instances' platform, left out
+        of the wheelhouse: the boot builds them from PyPI sources (with gcc and the Python
+        headers from dnf), so the instances then need a route to PyPI. Default: - none: the boot
+        installs every package from the wheelhouse built at synth, without PyPI
     :param min_capacity: Default: - 2
     :param max_capacity: at least 2, so a rolling update keeps an instance in service.
         Default: - 4
@@ -165,6 +176,9 @@ class ApplicationLoadBalancedGunicornService(Construct):
     """Port 80, redirecting to HTTPS (only with a certificate)."""
     instance_config: rendering.InstanceConfig
     """What the instances receive, for review (``gunicorn_alb.rendering``)."""
+    wheelhouse_path: Path
+    """The local folder of wheels shipped as the ``Wheelhouse`` asset (its ``wheelhouse.json``
+    lists them)."""
     monitoring: ServiceMonitoring | None
     """Alarms (``monitoring.alarms``) and the dashboard, unless ``monitoring`` is off."""
 
@@ -200,6 +214,8 @@ class ApplicationLoadBalancedGunicornService(Construct):
         workers_per_cpu: int = 2,
         instance_type: ec2.InstanceType | None = None,
         machine_image: ec2.IMachineImage | None = None,
+        vpc_subnets: ec2.SubnetSelection | None = None,
+        build_from_source: Sequence[str] = (),
         min_capacity: int = 2,
         max_capacity: int = 4,
         desired_capacity: int | None = None,
@@ -221,11 +237,12 @@ class ApplicationLoadBalancedGunicornService(Construct):
         super().__init__(scope, id)
         props = ServiceProps.of(locals())  # the keyword arguments above, as one value
         # 1. Every check, before any resource exists: one ValueError lists all problems.
-        checked = check_props(props)
+        checked = check_props(props, self)
         for advisory_id, message in checked.timeouts.advisories:
             cdk.Annotations.of(self).add_warning_v2(f"gunicorn-alb:{advisory_id}", message)
         self.timeouts = checked.timeouts
         self.gunicorn_keepalive = checked.timeouts.keepalive
+        self.wheelhouse_path = checked.wheelhouse
         # 2. The load balancer and its access logs.
         self.load_balancer = new_load_balancer(self, props, checked)
         self.access_logs_bucket = add_access_logs(self, self.load_balancer, props)

@@ -17,10 +17,12 @@ from pathlib import Path
 
 import aws_cdk as cdk
 from aws_cdk import aws_certificatemanager as acm
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_route53 as route53
+from constructs import Construct
 
-from gunicorn_alb import limits, timeouts
+from gunicorn_alb import architecture, limits, rendering, timeouts, wheelhouse
 from gunicorn_alb.props import ServiceProps
 
 _WSGI_TARGET = re.compile(
@@ -51,10 +53,20 @@ class CheckedProps:
     """The app directory uploaded as the asset."""
     app_requirements: str
     """The requirements file inside it to install, or ``""``."""
+    instance_type: ec2.InstanceType
+    """The instance type (the default when none was given)."""
+    machine_image: ec2.IMachineImage
+    """The image (the latest Amazon Linux 2023 for the architecture when none was given)."""
+    machine: str
+    """``x86_64`` or ``aarch64``: the instances' architecture, for the image and the wheels."""
+    wheelhouse: Path
+    """The local folder of wheels the instances install from (:mod:`gunicorn_alb.wheelhouse`)."""
 
 
-def check_props(props: ServiceProps) -> CheckedProps:
-    """Check every prop; raise one ValueError listing all problems, else return what resolved."""
+def check_props(props: ServiceProps, scope: Construct) -> CheckedProps:
+    """Check every prop; raise one ValueError listing all problems, else return what resolved.
+    Last, once the props are sound, resolve the wheelhouse (pip, or the cache): a requirement
+    without a wheel for the instances is a problem too."""
     idle = (
         cdk.Duration.seconds(timeouts.IDLE_TIMEOUT_DEFAULT)
         if props.idle_timeout is None
@@ -86,12 +98,13 @@ def check_props(props: ServiceProps) -> CheckedProps:
     app_path, requirements = _check_app(
         problems, props.app_directory, props.wsgi_app, props.app_requirements
     )
-    if problems:
-        raise ValueError(
-            "ApplicationLoadBalancedGunicornService: invalid properties:\n"
-            + "\n".join(f"- {problem}" for problem in problems)
-        )
+    instance_type = props.instance_type or architecture.default_instance_type()
+    problems += architecture.check_architecture(scope, [instance_type], props.machine_image)
+    machine = architecture.machine_of(instance_type)
+    problems += _check_source_builds(props)
+    _raise_if_any(problems)
     assert coupled is not None and app_path is not None
+    found = _resolve_wheelhouse(props, machine, app_path / requirements if requirements else None)
     return CheckedProps(
         idle_timeout=idle,
         idle_timeout_setting=(
@@ -102,7 +115,64 @@ def check_props(props: ServiceProps) -> CheckedProps:
         port=port,
         app_path=app_path,
         app_requirements=requirements,
+        instance_type=instance_type,
+        machine_image=props.machine_image or architecture.default_machine_image(machine),
+        machine=machine,
+        wheelhouse=found,
     )
+
+
+def _raise_if_any(problems: list[str]) -> None:
+    if problems:
+        raise ValueError(
+            "ApplicationLoadBalancedGunicornService: invalid properties:\n"
+            + "\n".join(f"- {problem}" for problem in problems)
+        )
+
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def _check_source_builds(props: ServiceProps) -> list[str]:
+    names = list(props.build_from_source)
+    problems = [
+        f"build_from_source must hold distribution names such as psycopg2, got {name!r}"
+        for name in names
+        if not isinstance(name, str) or not _NAME.match(name)
+    ]
+    selection = props.vpc_subnets
+    if names and selection is not None and selection.subnet_type == ec2.SubnetType.PRIVATE_ISOLATED:
+        problems.append(
+            "build_from_source needs a route to PyPI at boot, but vpc_subnets selects "
+            "PRIVATE_ISOLATED subnets: use packages with wheels for the instances, or "
+            "subnets with a NAT gateway"
+        )
+    return problems
+
+
+def _resolve_wheelhouse(props: ServiceProps, machine: str, requirements: Path | None) -> Path:
+    """The wheelhouse of the pinned Gunicorn, the worker's packages and the app's requirements,
+    for the instances' machine; a missing wheel is reported like any other problem."""
+    spec = wheelhouse.WheelhouseSpec(
+        requirements=(
+            f"gunicorn=={rendering.GUNICORN_VERSION}",
+            *timeouts.KEEPALIVE_WORKER_CLASSES[props.worker_class],
+        ),
+        requirement_files=(requirements,) if requirements is not None else (),
+        architecture=machine,
+        build_from_source=tuple(props.build_from_source),
+    )
+    try:
+        return wheelhouse.build(spec)
+    except wheelhouse.WheelhouseError as error:
+        pinned = {wheelhouse.normalize(r.split("=")[0]) for r in spec.requirements}
+        source = (
+            "worker_class"
+            if error.requirement in pinned or requirements is None
+            else "app_requirements"
+        )
+        _raise_if_any([f"{source}: {error}"])
+        raise  # unreachable: _raise_if_any raised
 
 
 def _seconds(value: cdk.Duration | None) -> float | None:

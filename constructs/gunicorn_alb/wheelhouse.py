@@ -64,7 +64,11 @@ _NETWORK = (
 
 class WheelhouseError(ValueError):
     """The wheelhouse cannot be built; the message says which package, for which platform, and
-    what to do."""
+    what to do. ``requirement`` is the distribution name pip could not find, if any."""
+
+    def __init__(self, message: str, requirement: str | None = None) -> None:
+        super().__init__(message)
+        self.requirement = requirement
 
 
 def manylinux_platforms(architecture: str, glibc: tuple[int, int] = GLIBC) -> list[str]:
@@ -276,7 +280,8 @@ def _download(spec: WheelhouseSpec, dest: Path, pip_options: Sequence[str]) -> N
                 stdin=subprocess.DEVNULL,
             )
     if result is not None and result.returncode != 0:
-        raise WheelhouseError(explain_failure(spec, result.stdout + result.stderr))
+        output = result.stdout + result.stderr
+        raise WheelhouseError(explain_failure(spec, output), _missing(output))
     wheels = sorted(p.name for p in dest.iterdir() if p.name.endswith(".whl"))
     strays = sorted(p.name for p in dest.iterdir() if not p.name.endswith(".whl"))
     if strays:
@@ -323,6 +328,13 @@ def explain_failure(spec: WheelhouseSpec, output: str) -> str:
         + "] to build it from source at boot: the instances then need a route to PyPI "
         "(a NAT gateway) and install gcc and the Python headers with dnf."
     )
+
+
+def _missing(output: str) -> str | None:
+    """The normalized name of the requirement pip found no wheel for, if it says so."""
+    found = _NOT_FOUND.search(output) or _NO_MATCH.search(output)
+    name = _name(found.group(1)) if found else None
+    return normalize(name) if name else None
 
 
 def _tail(output: str, lines: int = 12) -> str:

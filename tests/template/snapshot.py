@@ -10,9 +10,10 @@ deployed stack updates or replaces)::
 
 Without ``--update`` it prints what differs (the test says the same).
 
-Nothing in the template is volatile, so nothing is normalised: the one asset hash is the content
-hash of the app directory (``__pycache__`` excluded), and the user data embeds the instance files
-themselves.
+Nothing in the template is volatile, so nothing is normalised: the asset hashes are the content
+hashes of the app directory (``__pycache__`` excluded) and of the wheelhouse (the pinned Gunicorn,
+which has no dependencies, and its manifest: PyPI never changes a released file), and the user
+data embeds the instance files themselves.
 """
 
 from __future__ import annotations

@@ -176,7 +176,7 @@ def test_instances_take_the_app_port_from_the_alb_only(coupled) -> None:  # type
     ]
 
 
-def test_instance_role_has_ssm_access_and_reads_only_the_app_asset(
+def test_instance_role_has_ssm_access_and_reads_only_the_app_and_wheelhouse_assets(
     template: assertions.Template,
 ) -> None:
     template.has_resource_properties(
@@ -201,9 +201,12 @@ def test_instance_role_has_ssm_access_and_reads_only_the_app_asset(
             continue
         (statement,) = reads
         assert statement["Action"] == "s3:GetObject"
-        resource = statement["Resource"]["Fn::Join"][1]
-        assert resource[-1].endswith(".zip"), resource  # one object: the app asset
-        assert "*" not in "".join(part for part in resource if isinstance(part, str))
+        # Two objects: the app asset and the wheelhouse.
+        assert len(statement["Resource"]) == 2
+        for arn in statement["Resource"]:
+            resource = arn["Fn::Join"][1]
+            assert resource[-1].endswith(".zip"), resource
+            assert "*" not in "".join(part for part in resource if isinstance(part, str))
 
 
 def test_rolling_update_and_creation_wait_for_the_boot_signal(coupled) -> None:  # type: ignore[no-untyped-def]

@@ -99,7 +99,11 @@ def test_user_data_stays_within_ec2s_16_kb_with_the_agent() -> None:
     guide, "Work with instance user data"). The static scripts travel gzip-compressed; the
     CloudFormation tokens a stack puts in are counted at 100 characters each."""
     text = rendering.render_user_data(
-        config(target_group_arn="T" * 100, app_asset_url="s3://" + "A" * 100)
+        config(
+            target_group_arn="T" * 100,
+            app_asset_url="s3://" + "A" * 100,
+            wheelhouse_url="s3://" + "W" * 100,
+        )
     )
     assert rendering.written_file(text, rendering.COUPLING_AGENT_PATH) == (
         rendering.coupling_agent().rstrip("\n")
