@@ -41,5 +41,7 @@ def test_wheel_ships_the_instance_files_and_renders_from_them(root: Path, tmp_pa
         cwd=tmp_path, env=env, check=True, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.stdout.splitlines()[0].startswith(str(wheel)), result.stdout
-    assert (out / "gunicorn-alb-boot").read_text() == rendering.boot_script()
+    assert (out / "gunicorn-alb-boot").read_text() == rendering.strip_comments(
+        rendering.boot_script()
+    )
     assert "SYNTH_KEEPALIVE_SECONDS=65" in (out / "boot.env").read_text()

@@ -177,10 +177,10 @@ def render_files(config: InstanceConfig) -> dict[str, str]:
         BOOT_ENV_PATH: render_boot_env(config),
         GUNICORN_CONF_PATH: render_gunicorn_conf(config),
         UNIT_PATH: render_unit(config),
-        BOOT_SCRIPT_PATH: boot_script(),
+        BOOT_SCRIPT_PATH: strip_comments(boot_script()),
     }
     if config.target_group_arn:
-        files[COUPLING_AGENT_PATH] = coupling_agent()
+        files[COUPLING_AGENT_PATH] = strip_comments(coupling_agent())
         files[COUPLING_SERVICE_PATH] = _resource("gunicorn-alb-coupling.service")
         files[COUPLING_TIMER_PATH] = _resource("gunicorn-alb-coupling.timer")
     return files
@@ -202,6 +202,27 @@ USER_DATA_LIMIT = 16 * 1024
 guide, "Work with instance user data")."""
 
 _BUNDLE = f"base64 -d <<'{_HEREDOC_END}' | tar -xz -C /"
+
+
+_HEREDOC_START = re.compile(r"<<-?\s*'?(\w+)'?\s*$")
+
+
+def strip_comments(script: str) -> str:
+    """A bash script without its comment lines (the shebang and heredoc bodies kept as they
+    are): what runs is unchanged, and the user data stays within EC2's 16 KB. The commented
+    script ships in the package (``gunicorn_alb.userdata``)."""
+    lines, heredoc = [], None
+    for number, line in enumerate(script.splitlines()):
+        if heredoc is not None:
+            lines.append(line)
+            heredoc = None if line.strip() == heredoc else heredoc
+            continue
+        if number > 0 and line.lstrip().startswith("#"):
+            continue
+        lines.append(line)
+        match = _HEREDOC_START.search(line)
+        heredoc = match.group(1) if match else None
+    return "\n".join(lines) + "\n"
 
 
 def _bundle(files: dict[str, str]) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -90,7 +91,7 @@ def test_user_data_writes_every_file_then_runs_the_boot_script() -> None:
         "exec /usr/local/sbin/gunicorn-alb-boot /etc/gunicorn-alb/boot.env"
     )
     assert rendering.written_file(text, rendering.BOOT_SCRIPT_PATH) == (
-        rendering.boot_script().rstrip("\n")
+        rendering.strip_comments(rendering.boot_script()).rstrip("\n")
     )
 
 
@@ -106,7 +107,7 @@ def test_user_data_stays_within_ec2s_16_kb_with_the_agent() -> None:
         )
     )
     assert rendering.written_file(text, rendering.COUPLING_AGENT_PATH) == (
-        rendering.coupling_agent().rstrip("\n")
+        rendering.strip_comments(rendering.coupling_agent()).rstrip("\n")
     )
     assert "# gunicorn-alb coupling agent" not in text  # compressed
     assert len(text.encode()) <= rendering.USER_DATA_LIMIT - 1024, len(text.encode())
@@ -123,7 +124,9 @@ def test_render_command_writes_the_files_an_instance_receives(tmp_path: Path, ca
         "user-data.sh",
     ]
     assert "SYNTH_KEEPALIVE_SECONDS=125" in (tmp_path / "boot.env").read_text()
-    assert (tmp_path / "gunicorn-alb-boot").read_text() == rendering.boot_script()
+    assert (tmp_path / "gunicorn-alb-boot").read_text() == rendering.strip_comments(
+        rendering.boot_script()
+    )
     out = capsys.readouterr().out
     assert re.search(r"Gunicorn keepalive\s+125 s", out)
 
@@ -159,7 +162,9 @@ TG = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web/012345
 
 def test_a_target_group_brings_the_coupling_agent_and_its_timer() -> None:
     files = rendering.render_files(config(target_group_arn=TG, aws_region="us-east-1"))
-    assert files[rendering.COUPLING_AGENT_PATH] == rendering.coupling_agent()
+    assert files[rendering.COUPLING_AGENT_PATH] == rendering.strip_comments(
+        rendering.coupling_agent()
+    )
     assert (
         "ExecStart=/usr/local/sbin/gunicorn-alb-coupling /etc/gunicorn-alb/boot.env"
         in (files[rendering.COUPLING_SERVICE_PATH])
@@ -194,3 +199,10 @@ def test_the_agents_timer_starts_it_at_most_30_seconds_apart() -> None:
     )
     assert period <= rendering.COUPLING_PERIOD_MAX_SECONDS == 30
     assert settings["Unit"] == "gunicorn-alb-coupling.service"
+
+
+def test_packed_scripts_lose_their_comments_but_not_their_heredocs() -> None:
+    script = "#!/bin/bash\n# a comment\nf() {\n  # indented\n  cat <<EOF\n# kept\nEOF\n}\n"
+    assert rendering.strip_comments(script) == "#!/bin/bash\nf() {\n  cat <<EOF\n# kept\nEOF\n}\n"
+    stripped = rendering.strip_comments(rendering.boot_script())
+    assert subprocess.run(["bash", "-n"], input=stripped, text=True, check=False).returncode == 0
