@@ -164,22 +164,6 @@ def _download_wheels(
             f"pip download for the wheel stand-in failed:\n{result.stderr[-2000:]}"
         )
     (folder / "complete").write_text("\n".join(requirements) + "\n")
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    command = [
-        sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
-        "--only-binary=:all:", f"--python-version={CONTAINER_PYTHON_VERSION}",
-        "--implementation=cp", f"--platform=manylinux2014_{machine}",
-        f"--platform=manylinux_2_28_{machine}", "--dest", str(folder), *requirements,
-    ]  # fmt: skip
-    for file in files:
-        command += ["--requirement", str(file)]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
-    if result.returncode != 0:
-        raise BootCheckError(
-            f"pip download for the wheel stand-in failed:\n{result.stderr[-2000:]}"
-        )
-    (folder / "complete").write_text("\n".join(requirements) + "\n")
 
 
 # --- One variant --------------------------------------------------------------------------------
