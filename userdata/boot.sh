@@ -7,11 +7,14 @@
 #      (the same rules as gunicorn_alb/timeouts.py; tests hold the two to the same results),
 #   2. installs a Python >= 3.11 and the pinned Gunicorn into a virtualenv,
 #   3. installs the app from its S3 asset, as root-owned files the app user can only read,
-#   4. starts Gunicorn under systemd as an unprivileged user,
-#   5. waits until the health path answers locally, then signals CloudFormation (cfn-signal).
+#   4. reads the app's secrets (SSM, Secrets Manager) into a root-only environment file and runs
+#      the app's release step (pre_start_command), if any,
+#   5. starts Gunicorn under systemd as an unprivileged user,
+#   6. waits until the health path answers locally, then signals CloudFormation (cfn-signal).
 # Any failure signals failure, so a broken boot rolls the deployment back. Every network step
-# (dnf, pip, aws s3 cp, cfn-signal) retries with a bounded exponential backoff, within deadlines
-# (the boot budget in boot.env) that leave time to signal before CloudFormation stops waiting.
+# (dnf, pip, aws s3 cp, the secret reads, cfn-signal) retries with a bounded exponential backoff,
+# within deadlines (the boot budget in boot.env) that leave time to signal before CloudFormation
+# stops waiting.
 #
 # Usage: gunicorn-alb-boot /etc/gunicorn-alb/boot.env
 # Sourcing the file only defines the functions (the tests use that).
@@ -242,6 +245,82 @@ install_app() {
   fi
 }
 
+# secret_to_env: the Python that turns the AWS CLI's JSON answer (standard input) into one
+# systemd EnvironmentFile line, quoted as gunicorn_alb.app_config.env_assignment quotes it.
+# Errors name the variable and the kind of failure, never the value.
+secret_to_env() {
+  cat <<'PY'
+import json, re, sys
+name, source, field = sys.argv[1:4]
+try:
+    answer = json.load(sys.stdin)
+    value = answer["Parameter"]["Value"] if source == "ssm" else answer["SecretString"]
+    if field:
+        value = json.loads(value)[field]
+        value = value if isinstance(value, str) else json.dumps(value)
+    assert isinstance(value, str) and "\0" not in value
+except Exception as error:
+    sys.exit(f"gunicorn-alb-boot: {name}: no usable value ({type(error).__name__})")
+if "'" in value:
+    print(name + '="' + re.sub(r'([\\"$`])', r"\\\1", value) + '"')
+else:
+    print(name + "='" + value + "'")
+PY
+}
+
+# read_secret SOURCE ARN: the AWS CLI's JSON answer for one parameter or secret, on stdout.
+read_secret() {
+  local region
+  IFS=: read -r _ _ _ region _ <<<"$2"
+  case $1 in
+    ssm) aws ssm get-parameter --region "$region" --with-decryption --name "$2" --output json ;;
+    secretsmanager)
+      aws secretsmanager get-secret-value --region "$region" --secret-id "$2" --output json ;;
+    *) log "unknown secret source '$1'" && return 1 ;;
+  esac </dev/null
+}
+
+# write_app_environment: app.env (from the user data) root-only; each secret of secrets.list
+# ("NAME SOURCE ARN [FIELD]": names and ARNs only) read into secrets.env (root, 0600), which the
+# units load. A value goes from the AWS CLI's stdout into Python's stdin and from there into the
+# file: never onto a command line, into a variable or into this script's output.
+write_app_environment() {
+  local out=$GUNICORN_ALB_ETC/secrets.env list=$GUNICORN_ALB_ETC/secrets.list
+  local tmp name source arn field attempt delay one
+  chmod 0600 "$GUNICORN_ALB_ETC/app.env"
+  tmp=$(mktemp "$out.XXXXXX")
+  if [[ -f $list ]]; then
+    while read -r -u 3 name source arn field; do
+      [[ -n $name && $name != \#* ]] || continue
+      log "reading secret ${name} from ${arn}"
+      # A network step: retried like install_step's, within the install budget.
+      attempt=1 delay=$RETRY_DELAY_SECONDS one=$(mktemp "$out.XXXXXX") # 0600, as $tmp
+      until read_secret "$source" "$arn" |
+        "$VENV/bin/python" -I -c "$(secret_to_env)" "$name" "$source" "${field:-}" >"$one"; do
+        ((attempt < RETRY_ATTEMPTS && SECONDS + delay < INSTALL_DEADLINE)) ||
+          { rm -f "$tmp" "$one" && die "cannot read secret ${name} from ${arn}"; }
+        log "attempt ${attempt} to read secret ${name} failed, retrying in ${delay} s"
+        sleep "$delay"
+        attempt=$((attempt + 1))
+        delay=$((delay * 2 < RETRY_MAX_DELAY_SECONDS ? delay * 2 : RETRY_MAX_DELAY_SECONDS))
+      done
+      cat "$one" >>"$tmp" && rm -f "$one"
+    done 3<"$list"
+  fi
+  chmod 0600 "$tmp"
+  mv -f "$tmp" "$out"
+}
+
+# run_pre_start: the release step (pre_start_command) through its oneshot unit, once, before
+# Gunicorn starts; systemctl waits for it and fails when it fails.
+run_pre_start() {
+  [[ -f /etc/systemd/system/gunicorn-app-prestart.service ]] || return 0
+  log "running the release step (gunicorn-app-prestart.service)"
+  systemctl daemon-reload
+  systemctl start gunicorn-app-prestart.service ||
+    die "the release step failed; see journalctl -u gunicorn-app-prestart.service"
+}
+
 start_gunicorn() {
   STARTED=1
   systemctl daemon-reload
@@ -306,6 +385,8 @@ main() {
   create_app_user
   install_app
   write_coupling_files /
+  write_app_environment
+  run_pre_start
   start_gunicorn
   wait_healthy
   start_coupling_agent
