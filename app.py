@@ -5,6 +5,7 @@ npx cdk synth -c idleTimeoutSeconds=120 -c keepaliveMarginSeconds=5
 npx cdk deploy -c deletionProtection=true     # once the first deploy has succeeded
 npx cdk synth -c privateIsolated=true     # no NAT gateway: isolated subnets, VPC endpoints
 npx cdk synth -c 'amiIds={"eu-west-1":"ami-0123456789abcdef0"}'   # pin the image
+npx cdk synth -c example=django      # or example=fastapi: the examples/ stacks instead
 """
 
 import json
@@ -60,15 +61,31 @@ def context_map(app: cdk.App, key: str) -> dict[str, str] | None:
 
 
 app = cdk.App()
-GunicornServiceStack(
-    app,
-    "GunicornAlbReference",
-    idle_timeout_seconds=context_int(app, "idleTimeoutSeconds", 60),
-    keepalive_margin_seconds=context_int(app, "keepaliveMarginSeconds", 5),
-    certificate_arn=app.node.try_get_context("certificateArn"),
-    deletion_protection=context_bool(app, "deletionProtection", False),
-    private_isolated=context_flag(app, "privateIsolated"),
-    machine_image_ids=context_map(app, "amiIds"),
-    description="cdk-gunicorn-alb reference: Gunicorn on EC2 behind an ALB, keep-alive coupled",
-)
+example = app.node.try_get_context("example")
+if example == "django":
+    from examples.django.stack import DjangoExampleStack
+
+    DjangoExampleStack(
+        app, "GunicornAlbDjangoExample", description="cdk-gunicorn-alb: Django example"
+    )
+elif example == "fastapi":
+    from examples.fastapi.stack import FastApiExampleStack
+
+    FastApiExampleStack(
+        app, "GunicornAlbFastApiExample", description="cdk-gunicorn-alb: FastAPI example"
+    )
+elif example is not None:
+    raise SystemExit(f"context example must be django or fastapi, got {example!r}")
+else:
+    GunicornServiceStack(
+        app,
+        "GunicornAlbReference",
+        idle_timeout_seconds=context_int(app, "idleTimeoutSeconds", 60),
+        keepalive_margin_seconds=context_int(app, "keepaliveMarginSeconds", 5),
+        certificate_arn=app.node.try_get_context("certificateArn"),
+        deletion_protection=context_bool(app, "deletionProtection", False),
+        private_isolated=context_flag(app, "privateIsolated"),
+        machine_image_ids=context_map(app, "amiIds"),
+        description="cdk-gunicorn-alb reference: Gunicorn on EC2 behind an ALB, keep-alive coupled",
+    )
 app.synth()

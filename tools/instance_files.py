@@ -6,16 +6,20 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from gunicorn_alb import rendering
 
 
-def render(out: Path, idle_timeout: int, keepalive_margin: int) -> Path:
-    """``python -m gunicorn_alb render`` into ``out``; returns the rendered gunicorn.conf.py."""
+def render(
+    out: Path, idle_timeout: int, keepalive_margin: int, options: Sequence[str] = ()
+) -> Path:
+    """``python -m gunicorn_alb render`` into ``out`` (with more ``options``, such as
+    ``--worker-class asgi``); returns the rendered gunicorn.conf.py."""
     subprocess.run(
         [sys.executable, "-m", "gunicorn_alb", "render", "--idle-timeout", str(idle_timeout),
-         "--keepalive-margin", str(keepalive_margin), "--out", str(out)],
+         "--keepalive-margin", str(keepalive_margin), "--out", str(out), *options],
         check=True, capture_output=True, timeout=60,
     )  # fmt: skip
     return out / "gunicorn.conf.py"

@@ -8,11 +8,14 @@
 #   2. installs a Python >= 3.11 and the pinned Gunicorn into a virtualenv, from the wheelhouse
 #      built at synth (an S3 asset): pip never contacts PyPI,
 #   3. installs the app from its S3 asset, as root-owned files the app user can only read,
-#   4. starts Gunicorn under systemd as an unprivileged user,
-#   5. waits until the health path answers locally, then signals CloudFormation (cfn-signal).
+#   4. reads the app's secrets (SSM, Secrets Manager) into a root-only environment file and runs
+#      the app's release step (pre_start_command), if any,
+#   5. starts Gunicorn under systemd as an unprivileged user,
+#   6. waits until the health path answers locally, then signals CloudFormation (cfn-signal).
 # Any failure signals failure, so a broken boot rolls the deployment back. Every network step
-# (dnf, pip, aws s3 cp, cfn-signal) retries with a bounded exponential backoff, within deadlines
-# (the boot budget in boot.env) that leave time to signal before CloudFormation stops waiting.
+# (dnf, pip, aws s3 cp, the secret reads, cfn-signal) retries with a bounded exponential backoff,
+# within deadlines (the boot budget in boot.env) that leave time to signal before CloudFormation
+# stops waiting.
 #
 # Usage: gunicorn-alb-boot /etc/gunicorn-alb/boot.env
 # Sourcing the file only defines the functions (the tests use that).
@@ -267,6 +270,74 @@ install_app() {
   fi
 }
 
+# secret_reader: the Python that reads one parameter or secret with the AWS CLI and prints one
+# systemd EnvironmentFile line, quoted as gunicorn_alb.app_config.env_assignment quotes it.
+# Arguments: NAME SOURCE ARN [FIELD]. Errors name the variable and the kind of failure, never the
+# value; the CLI's own errors (which name the ARN) pass through to the boot log.
+secret_reader() {
+  cat <<'PY'
+import json, re, subprocess, sys
+name, source, arn, field = (sys.argv[1:] + [""])[:4]
+region = arn.split(":")[3]
+if source == "ssm":
+    command = ["ssm", "get-parameter", "--region", region, "--with-decryption", "--name", arn]
+else:
+    command = ["secretsmanager", "get-secret-value", "--region", region, "--secret-id", arn]
+answer = subprocess.run(["aws", *command, "--output", "json"], stdin=subprocess.DEVNULL,
+                        stdout=subprocess.PIPE, check=False)
+if answer.returncode:
+    sys.exit(f"gunicorn-alb-boot: {name}: the AWS CLI failed (exit {answer.returncode})")
+try:
+    answer = json.loads(answer.stdout)
+    value = answer["Parameter"]["Value"] if source == "ssm" else answer["SecretString"]
+    if field:
+        value = json.loads(value)[field]
+        value = value if isinstance(value, str) else json.dumps(value)
+    assert isinstance(value, str) and "\0" not in value
+except Exception as error:
+    sys.exit(f"gunicorn-alb-boot: {name}: no usable value ({type(error).__name__})")
+if "'" in value:
+    print(name + '="' + re.sub(r'([\\"$`])', r"\\\1", value) + '"')
+else:
+    print(name + "='" + value + "'")
+PY
+}
+
+# write_app_environment: app.env (from the user data) root-only; each secret of secrets.list
+# ("NAME SOURCE ARN [FIELD]": names and ARNs only) read into secrets.env (root, 0600), which the
+# units load. A value goes from the AWS CLI's stdout into Python and from there into the file:
+# never onto a command line, into a variable or into this script's output. A network step:
+# retried like the others, within the install budget.
+write_app_environment() {
+  local out=$GUNICORN_ALB_ETC/secrets.env list=$GUNICORN_ALB_ETC/secrets.list
+  local tmp name source arn field reader
+  chmod 0600 "$GUNICORN_ALB_ETC/app.env"
+  tmp=$(mktemp "$out.XXXXXX") # 0600
+  reader=$(mktemp --suffix=-secret-reader.py)
+  secret_reader >"$reader"
+  if [[ -f $list ]]; then
+    while read -r -u 3 name source arn field; do
+      [[ -n $name && $name != \#* ]] || continue
+      log "reading secret ${name} from ${arn}"
+      retry "$INSTALL_DEADLINE" "$VENV/bin/python" -I "$reader" \
+        "$name" "$source" "$arn" "${field:-}" >>"$tmp" ||
+        { rm -f "$tmp" "$reader" && die "cannot read secret ${name} from ${arn}"; }
+    done 3<"$list"
+  fi
+  rm -f "$reader"
+  mv -f "$tmp" "$out"
+}
+
+# run_pre_start: the release step (pre_start_command) through its oneshot unit, once, before
+# Gunicorn starts; systemctl waits for it and fails when it fails.
+run_pre_start() {
+  [[ -f /etc/systemd/system/gunicorn-app-prestart.service ]] || return 0
+  log "running the release step (gunicorn-app-prestart.service)"
+  systemctl daemon-reload
+  systemctl start gunicorn-app-prestart.service ||
+    die "the release step failed; see journalctl -u gunicorn-app-prestart.service"
+}
+
 start_gunicorn() {
   STARTED=1
   systemctl daemon-reload
@@ -331,6 +402,8 @@ main() {
   create_app_user
   install_app
   write_coupling_files /
+  write_app_environment
+  run_pre_start
   start_gunicorn
   wait_healthy
   start_coupling_agent

@@ -12,11 +12,13 @@ from typing import TYPE_CHECKING, Any
 from gunicorn_alb.timeouts import CoupledTimeouts, TimeoutRuleError, derive_timeouts
 
 if TYPE_CHECKING:
+    from gunicorn_alb.secret import Secret
     from gunicorn_alb.service import ApplicationLoadBalancedGunicornService
 
 __all__ = [
     "ApplicationLoadBalancedGunicornService",
     "CoupledTimeouts",
+    "Secret",
     "TimeoutRuleError",
     "derive_timeouts",
 ]
@@ -27,4 +29,8 @@ def __getattr__(name: str) -> Any:
         from gunicorn_alb.service import ApplicationLoadBalancedGunicornService
 
         return ApplicationLoadBalancedGunicornService
+    if name == "Secret":
+        from gunicorn_alb.secret import Secret
+
+        return Secret
     raise AttributeError(f"module 'gunicorn_alb' has no attribute {name!r}")

@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from gunicorn_alb import rendering, timeouts
+from gunicorn_alb import app_config, rendering, timeouts
 
 
 def _render(args: argparse.Namespace) -> int:
@@ -28,9 +28,16 @@ def _render(args: argparse.Namespace) -> int:
     except timeouts.TimeoutRuleError as error:
         print(f"gunicorn-alb render: invalid settings:\n{error}", file=sys.stderr)
         return 2
-    worker_problems = timeouts.check_worker(args.worker_class, args.threads)
-    if worker_problems:
-        print("gunicorn-alb render: " + "; ".join(worker_problems), file=sys.stderr)
+    threads = timeouts.default_threads(args.worker_class) if args.threads is None else args.threads
+    environment = dict(pair.split("=", 1) for pair in args.env)
+    problems = [
+        *timeouts.check_worker(args.worker_class, threads),
+        *app_config.check_app_target("wsgi_app", args.wsgi_app),
+        *app_config.check_environment(environment, lambda _: False),
+        *app_config.check_pre_start_command(args.pre_start_command, lambda _: False),
+    ]
+    if problems:
+        print("gunicorn-alb render: " + "; ".join(problems), file=sys.stderr)
         return 2
     config = rendering.InstanceConfig(
         timeouts=coupled,
@@ -42,7 +49,7 @@ def _render(args: argparse.Namespace) -> int:
         wheelhouse_url=args.wheelhouse_url,
         app_requirements=args.app_requirements,
         worker_class=args.worker_class,
-        threads=args.threads,
+        threads=threads,
         workers_per_cpu=args.workers_per_cpu,
         forwarded_allow_ips=args.vpc_cidr,
         extra_pip_packages=timeouts.KEEPALIVE_WORKER_CLASSES[args.worker_class],
@@ -51,6 +58,8 @@ def _render(args: argparse.Namespace) -> int:
         cfn_region=args.region if args.stack_name else "",
         target_group_arn=args.target_group_arn,
         aws_region=args.region if args.target_group_arn else "",
+        environment=tuple(environment.items()),
+        pre_start_command=args.pre_start_command or "",
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -72,6 +81,12 @@ def _render(args: argparse.Namespace) -> int:
     for label, value in rows:
         print(f"{label:<36}{value} s")
     return 0
+
+
+def _assignment(text: str) -> str:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,8 +118,19 @@ def main(argv: list[str] | None = None) -> int:
     render.add_argument("--wsgi-app", default="app:application")
     render.add_argument("--app-requirements", default="requirements.txt")
     render.add_argument("--worker-class", default="gthread")
-    render.add_argument("--threads", type=int, default=4)
+    render.add_argument(
+        "--threads", type=int, default=None, help="default: 4 for gthread, 1 for the others"
+    )
     render.add_argument("--workers-per-cpu", type=int, default=2)
+    render.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        type=_assignment,
+        metavar="NAME=VALUE",
+        help="an environment variable of the app (repeatable)",
+    )
+    render.add_argument("--pre-start-command", default=None, help="the release step")
     render.add_argument("--max-requests", type=int, default=0)
     render.add_argument("--max-requests-jitter", type=int, default=0)
     render.add_argument(

@@ -23,6 +23,7 @@ from gunicorn_alb import rendering, timeouts
 from gunicorn_alb.boot_budget import BOOT
 from gunicorn_alb.compliance import acknowledge, acknowledge_control
 from gunicorn_alb.props import ServiceProps
+from gunicorn_alb.secret import secret_refs
 from gunicorn_alb.validation import CheckedProps
 
 SIGNAL_TIMEOUT = cdk.Duration.seconds(BOOT.signal_timeout)
@@ -84,6 +85,9 @@ def new_launch_template(
                 resources=[asset.bucket.arn_for_objects(asset.s3_object_key)],
             )
         )
+    # Read exactly the app's secrets (and decrypt with their keys, where CDK knows them).
+    for secret in (props.secrets or {}).values():
+        secret.grant_read(role)
     acknowledge(
         role,
         "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/"
@@ -209,7 +213,7 @@ def add_instance_files(
         app_asset_url=launch.app_asset.s3_object_url,
         app_requirements=checked.app_requirements,
         worker_class=props.worker_class,
-        threads=props.threads,
+        threads=checked.threads,
         workers_per_cpu=props.workers_per_cpu,
         forwarded_allow_ips=props.vpc.vpc_cidr_block,
         extra_pip_packages=timeouts.KEEPALIVE_WORKER_CLASSES[props.worker_class],
@@ -220,8 +224,19 @@ def add_instance_files(
         cfn_region=cdk.Aws.REGION,
         target_group_arn=target_group.target_group_arn,
         aws_region=cdk.Aws.REGION,
+        environment=tuple((props.environment or {}).items()),
+        secrets=secret_refs(props.secrets),
+        pre_start_command=props.pre_start_command or "",
     )
-    launch.user_data.add_commands(rendering.render_user_data_body(config))
+    body = rendering.render_user_data_body(config)
+    size = rendering.user_data_size_estimate(f"{rendering.USER_DATA_SHEBANG}\n{body}")
+    if size > rendering.USER_DATA_MAX_BYTES:
+        raise ValueError(
+            "ApplicationLoadBalancedGunicornService: invalid properties:\n- the user data "
+            f"would be about {size} bytes, over EC2's limit of {rendering.USER_DATA_MAX_BYTES}: "
+            "shorten environment or pre_start_command"
+        )
+    launch.user_data.add_commands(body)
     return config
 
 

@@ -20,6 +20,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 
 from gunicorn_alb.monitoring import AlarmThresholds
+from gunicorn_alb.secret import Secret
 
 
 @dataclass(frozen=True)
@@ -49,8 +50,11 @@ class ServiceProps:
     app_directory: str | None
     wsgi_app: str
     app_requirements: str | None
+    environment: Mapping[str, str] | None
+    secrets: Mapping[str, Secret] | None
+    pre_start_command: str | None
     worker_class: str
-    threads: int
+    threads: int | None
     workers_per_cpu: int
     instance_type: ec2.InstanceType | None
     machine_image: ec2.IMachineImage | None

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from importlib import resources
 from string import Template
 
-from gunicorn_alb import timeouts
+from gunicorn_alb import app_config, timeouts
 from gunicorn_alb.boot_budget import BOOT
 from gunicorn_alb.timeouts import CoupledTimeouts
 
@@ -43,8 +43,17 @@ COUPLING_FILE_PATH = "/etc/gunicorn-alb/coupling.env"
 COUPLING_PERIOD_MAX_SECONDS = timeouts.COUPLING_PERIOD_MAX
 """The coupling agent's timer starts it at most this long apart (the tests add up the timer)."""
 
+APP_ENV_PATH = "/etc/gunicorn-alb/app.env"
+SECRETS_LIST_PATH = "/etc/gunicorn-alb/secrets.list"
+SECRETS_ENV_PATH = "/etc/gunicorn-alb/secrets.env"
+"""Written at boot by gunicorn-alb-boot (root, 0600): the fetched secret values."""
+PRE_START_ENV_PATH = "/etc/gunicorn-alb/pre-start.env"
+PRE_START_UNIT_PATH = "/etc/systemd/system/gunicorn-app-prestart.service"
+PRE_START_TIMEOUT_SECONDS = 300
+"""How long the release step may run before it fails the boot."""
+
 USER_DATA_SHEBANG = "#!/bin/bash"
-_HEREDOC_END = "GUNICORN_ALB_EOF"
+_HEREDOC_END = app_config.HEREDOC_END
 _LISTS = ("extra_pip_packages", "build_from_source")
 """boot.env values that are space-separated lists (quoted in the template)."""
 _SAFE = re.compile(r"^[A-Za-z0-9_.:/,+=@%-]*$")
@@ -79,6 +88,23 @@ class InstanceConfig:
     and through the coupling agent); empty: no live coupling, the configured value only."""
     aws_region: str = ""
     """The region of the AWS calls (the target group's); empty: the AWS CLI's own default."""
+    environment: tuple[tuple[str, str], ...] = ()
+    """The app's plain environment: (name, value) pairs; values may be tokens."""
+    secrets: tuple[SecretRef, ...] = ()
+    pre_start_command: str = ""
+    """The release step; empty for none."""
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """Where the instance reads one secret: only names and ARNs, never a value."""
+
+    name: str
+    source: str
+    """``ssm`` or ``secretsmanager``."""
+    arn: str
+    field: str = ""
+    """A key of a Secrets Manager secret's JSON value; empty for the whole value."""
 
 
 def _resource(name: str) -> str:
@@ -91,6 +117,17 @@ def _render(name: str, values: dict[str, object]) -> str:
 
 def _blank(value: int | None) -> str:
     return "" if value is None else str(value)
+
+
+_TOKEN = re.compile(r"\$\{Token\[[^\]]*\]\}")
+TOKEN_SIZE_ESTIMATE = 128
+"""Bytes a deploy-time value is assumed to take (an ARN, a stack name: at most 128)."""
+
+
+def user_data_size_estimate(user_data: str) -> int:
+    """The user data's size in bytes once CloudFormation fills in its tokens, each counted as
+    ``TOKEN_SIZE_ESTIMATE`` bytes."""
+    return len(_TOKEN.sub("x" * TOKEN_SIZE_ESTIMATE, user_data).encode())
 
 
 def boot_script() -> str:
@@ -132,7 +169,13 @@ def render_boot_env(config: InstanceConfig) -> str:
         "target_group_arn": config.target_group_arn,
         "aws_region": config.aws_region,
     }
+    if app_config.check_app_target("wsgi_app", config.wsgi_app):
+        raise ValueError(
+            f"wsgi_app {config.wsgi_app!r} has characters that are not safe in boot.env"
+        )
     for key, value in values.items():
+        if key == "wsgi_app":
+            continue  # checked above; single-quoted in the template
         # Space-separated lists are quoted in the template; everything else must be one word.
         for word in str(value).split(" ") if key in _LISTS else [str(value)]:
             if "${Token[" not in word and not _SAFE.match(word):
@@ -157,11 +200,62 @@ def render_gunicorn_conf(config: InstanceConfig) -> str:
     )
 
 
+def _unit_word(word: str) -> str:
+    """One word of a systemd command line: double-quoted (C-style escapes) unless plain."""
+    if _SAFE.match(word):
+        return word
+    return '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def render_unit(config: InstanceConfig) -> str:
     """``/etc/systemd/system/gunicorn-app.service``."""
     return _render(
         "gunicorn-app.service.tmpl",
-        {"wsgi_app": config.wsgi_app, "health_check_path": config.health_check_path},
+        {
+            "wsgi_app": config.wsgi_app,
+            "wsgi_app_word": _unit_word(config.wsgi_app),
+            "health_check_path": config.health_check_path,
+        },
+    )
+
+
+def render_app_env(config: InstanceConfig) -> str:
+    """``/etc/gunicorn-alb/app.env``: the app's plain environment, for ``EnvironmentFile=``."""
+    lines = ["# The app's environment (the construct's environment prop); root-only at boot."]
+    lines += [app_config.env_assignment(name, value) for name, value in config.environment]
+    return "\n".join(lines) + "\n"
+
+
+def render_secrets_list(config: InstanceConfig) -> str:
+    """``/etc/gunicorn-alb/secrets.list``: NAME SOURCE ARN [FIELD] per secret, no values."""
+    lines = ["# Secrets gunicorn-alb-boot reads into secrets.env at boot: NAME SOURCE ARN [FIELD]"]
+    lines += [" ".join(filter(None, (s.name, s.source, s.arn, s.field))) for s in config.secrets]
+    return "\n".join(lines) + "\n"
+
+
+def render_pre_start_env(config: InstanceConfig) -> str:
+    """``/etc/gunicorn-alb/pre-start.env``: the release step, for the oneshot unit."""
+    return (
+        "# The release step (pre_start_command), run by gunicorn-app-prestart.service.\n"
+        + app_config.env_assignment("GUNICORN_ALB_PRE_START", config.pre_start_command)
+        + "\n"
+    )
+
+
+def render_pre_start_unit(config: InstanceConfig) -> str:
+    """``gunicorn-app-prestart.service``: the release step as a oneshot unit, with the app's
+    user, environment files and the very hardening block of ``gunicorn-app.service``."""
+    unit = render_unit(config)
+    start, end = unit.find("\n# Hardening"), unit.find("\n[Install]")
+    if start < 0 or end < start:
+        raise ValueError("gunicorn-app.service.tmpl has no '# Hardening' block before [Install]")
+    return _render(
+        "gunicorn-app-prestart.service.tmpl",
+        {
+            "health_check_path": config.health_check_path,
+            "timeout": PRE_START_TIMEOUT_SECONDS,
+            "hardening": unit[start + 1 : end].rstrip("\n"),
+        },
     )
 
 
@@ -178,11 +272,17 @@ def render_files(config: InstanceConfig) -> dict[str, str]:
         GUNICORN_CONF_PATH: render_gunicorn_conf(config),
         UNIT_PATH: render_unit(config),
         BOOT_SCRIPT_PATH: strip_comments(boot_script()),
+        APP_ENV_PATH: render_app_env(config),
     }
     if config.target_group_arn:
         files[COUPLING_AGENT_PATH] = strip_comments(coupling_agent())
         files[COUPLING_SERVICE_PATH] = _resource("gunicorn-alb-coupling.service")
         files[COUPLING_TIMER_PATH] = _resource("gunicorn-alb-coupling.timer")
+    if config.secrets:
+        files[SECRETS_LIST_PATH] = render_secrets_list(config)
+    if config.pre_start_command:
+        files[PRE_START_ENV_PATH] = render_pre_start_env(config)
+        files[PRE_START_UNIT_PATH] = render_pre_start_unit(config)
     return files
 
 
@@ -192,6 +292,7 @@ PACKED_PATHS = (
     COUPLING_AGENT_PATH,
     COUPLING_SERVICE_PATH,
     COUPLING_TIMER_PATH,
+    PRE_START_UNIT_PATH,
 )
 """Files the user data carries in one gzip-compressed tar, base64-encoded (those without a
 CloudFormation token): EC2 limits user data to 16 KB before its own base64 encoding, and the
@@ -200,6 +301,7 @@ scripts are most of it. boot.env and gunicorn.conf.py, the per-stack settings, s
 USER_DATA_LIMIT = 16 * 1024
 """EC2: "User data is limited to 16 KB, in raw form, before it is base64-encoded" (EC2 user
 guide, "Work with instance user data")."""
+USER_DATA_MAX_BYTES = USER_DATA_LIMIT
 
 _BUNDLE = f"base64 -d <<'{_HEREDOC_END}' | tar -xz -C /"
 
@@ -309,13 +411,13 @@ def written_file(user_data: str, path: str) -> str | None:
 
 
 def parse_env(text: str) -> dict[str, str]:
-    """``KEY=VALUE`` lines of boot.env or coupling.env; comments skipped, double quotes dropped."""
+    """``KEY=VALUE`` lines of boot.env or coupling.env; comments skipped, quotes dropped."""
     env = {}
     for raw in text.splitlines():
         line = raw.strip()
         if line and not line.startswith("#") and "=" in line:
             key, value = line.split("=", 1)
-            quoted = len(value) >= 2 and value[0] == value[-1] == '"'
+            quoted = len(value) >= 2 and value[0] == value[-1] and value[0] in "'\""
             env[key] = value[1:-1] if quoted else value
     return env
 

@@ -12,7 +12,7 @@ and listeners, the files the instances receive, and the monitoring
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import aws_cdk as cdk
@@ -47,6 +47,7 @@ from gunicorn_alb.monitoring import (
     alarm_topic_for,
 )
 from gunicorn_alb.props import ServiceProps
+from gunicorn_alb.secret import Secret
 from gunicorn_alb.timeouts import (
     HEALTHY_THRESHOLD_DEFAULT,
     UNHEALTHY_THRESHOLD_DEFAULT,
@@ -99,15 +100,30 @@ class ApplicationLoadBalancedGunicornService(Construct):
     :param app_port: the port Gunicorn binds on the instances. Default: - 8000
     :param health_check_path: the path the target group and the boot script probe; the app must
         answer it with 200. Default: - ``/healthz``
-    :param app_directory: a local directory with the WSGI app, uploaded as an S3 asset.
+    :param app_directory: a local directory with the WSGI or ASGI app, uploaded as an S3 asset.
         Default: - the sample app shipped with this package
-    :param wsgi_app: the WSGI target as ``module:callable``, relative to ``app_directory``.
+    :param wsgi_app: the app as Gunicorn takes it, relative to ``app_directory``: ``module``,
+        ``module:name`` or a factory call ``module:create_app()`` with literal arguments
+        (double-quoted strings, numbers, ``True``/``False``/``None``).
         Default: - ``app:application``
     :param app_requirements: a requirements file inside ``app_directory`` to ``pip install``.
         Default: - ``requirements.txt`` when the directory has one, else nothing
-    :param worker_class: a Gunicorn worker class that honours keep-alive (``gthread`` or
-        ``gevent``; ``sync`` is refused). Default: - ``gthread``
-    :param threads: threads per worker. Default: - 4
+    :param environment: the app's environment variables; values may be tokens. Names must be
+        valid variable names and not ``GUNICORN_*`` nor one the unit or systemd sets
+        (:mod:`gunicorn_alb.app_config`). They reach the app through a root-only file that the
+        systemd unit loads. Default: - none
+    :param secrets: environment variables whose values the instances read at boot from SSM
+        Parameter Store or Secrets Manager (:class:`gunicorn_alb.Secret`) into a root-only file
+        the unit loads; the instance role may read exactly these. Default: - none
+    :param pre_start_command: the release step: one line of bash run on each instance as the
+        app user, with the app's environment and secrets, after the app is installed and before
+        Gunicorn starts (e.g. ``python manage.py collectstatic --noinput``); a failure fails the
+        boot. Not for database migrations (every instance runs it). Default: - none
+    :param worker_class: a Gunicorn worker class that honours keep-alive: ``gthread``,
+        ``gevent``, ``asgi`` or ``uvicorn_worker.UvicornWorker`` (``sync`` is refused).
+        Default: - ``gthread``
+    :param threads: threads per worker (gthread: at least 2; the ASGI workers: 1).
+        Default: - 4 for gthread, 1 for the others
     :param workers_per_cpu: Gunicorn workers per CPU of the instance, plus one. Default: - 2
     :param instance_type: the instance type; its architecture (x86_64, or arm64 for Graviton
         types such as t4g) picks the image and the wheels. Default: - t3.small
@@ -209,8 +225,11 @@ class ApplicationLoadBalancedGunicornService(Construct):
         app_directory: str | None = None,
         wsgi_app: str = "app:application",
         app_requirements: str | None = None,
+        environment: Mapping[str, str] | None = None,
+        secrets: Mapping[str, Secret] | None = None,
+        pre_start_command: str | None = None,
         worker_class: str = "gthread",
-        threads: int = 4,
+        threads: int | None = None,
         workers_per_cpu: int = 2,
         instance_type: ec2.InstanceType | None = None,
         machine_image: ec2.IMachineImage | None = None,

@@ -295,27 +295,67 @@ def live_keepalive(configured_idle: int, live_idles: list[int], margin: int) -> 
 KEEPALIVE_WORKER_CLASSES: dict[str, tuple[str, ...]] = {
     "gthread": (),
     "gevent": ("gevent==26.9.0",),
+    "asgi": (),
+    "uvicorn_worker.UvicornWorker": (
+        "uvicorn-worker==0.4.0",
+        "uvicorn==0.54.0",
+        "h11==0.16.0",
+        "click==8.5.1",
+    ),
 }
-"""Worker classes that honour ``keepalive``, with the pip requirements each needs."""
+"""Worker classes that honour ``keepalive``, with the pip requirements each needs on the instance
+(pinned). Each was read in the installed sources before it was allowed:
+
+``gthread``, ``gevent``
+    Gunicorn's own; they keep an idle connection open for ``cfg.keepalive`` seconds.
+``asgi``
+    Gunicorn's native ASGI worker (``gunicorn/workers/gasgi.py``, stable since 25.1): its protocol
+    arms a timer of ``cfg.keepalive`` seconds after each response (``gunicorn/asgi/protocol.py``).
+``uvicorn_worker.UvicornWorker``
+    The ``uvicorn-worker`` package: ``"timeout_keep_alive": self.cfg.keepalive``
+    (``uvicorn_worker/_workers.py``), so uvicorn's own 5 s default never applies; the ``h11``
+    protocol (``uvicorn[standard]``'s httptools is not installed) arms ``timeout_keep_alive``
+    after each response.
+"""
+
+ASGI_WORKER_CLASSES = frozenset({"asgi", "uvicorn_worker.UvicornWorker"})
+"""Workers that serve an ASGI app (``wsgi_app`` then names the ASGI callable)."""
+
+_REFUSED_WORKERS: dict[str, str] = {
+    "sync": "the sync worker ignores keepalive and closes every connection",
+    "eventlet": "Gunicorn removed the eventlet worker in 26.0",
+    "uvicorn.workers.UvicornWorker": (
+        "uvicorn deprecated its bundled worker; use uvicorn_worker.UvicornWorker (the "
+        "uvicorn-worker package), which passes Gunicorn's keepalive to uvicorn"
+    ),
+    "tornado": "the construct does not install or test the tornado worker",
+}
+
+GTHREAD_THREADS_DEFAULT = 4
+
+
+def default_threads(worker_class: str) -> int:
+    """``threads`` when not given: 4 for gthread; 1 for the event-loop workers (gevent, asgi,
+    uvicorn), which serve many connections from one thread and ignore ``threads``."""
+    return GTHREAD_THREADS_DEFAULT if worker_class == "gthread" else 1
 
 
 def check_worker(worker_class: str, threads: int) -> list[str]:
     """Problems with a worker setup, as messages naming the argument and value (empty if none).
 
     The ``sync`` worker ignores ``keepalive`` and closes every connection after one request, so
-    the ALB can never reuse one; gthread, gevent and other asynchronous workers honour it.
+    the ALB can never reuse one; gthread, gevent and the ASGI workers honour it. ``threads`` is
+    the gthread worker's pool (at least 2); the ASGI workers run one event loop per worker
+    (Gunicorn's ``asgi`` worker warns when given more threads) and bound concurrency by
+    ``worker_connections``, so they take ``threads`` 1. (gevent ignores ``threads``.)
     """
     problems: list[str] = []
     if worker_class not in KEEPALIVE_WORKER_CLASSES:
         allowed = ", ".join(sorted(KEEPALIVE_WORKER_CLASSES))
-        why = (
-            ": the sync worker ignores keepalive and closes every connection"
-            if worker_class == "sync"
-            else ""
-        )
+        why = _REFUSED_WORKERS.get(worker_class)
         problems.append(
             f"worker_class must be one that honours keep-alive ({allowed}), "
-            f"got {worker_class!r}{why}"
+            f"got {worker_class!r}" + (f": {why}" if why else "")
         )
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         problems.append(f"threads must be a whole number of at least 1, got {threads!r}")
@@ -323,5 +363,11 @@ def check_worker(worker_class: str, threads: int) -> list[str]:
         problems.append(
             f"threads must be at least 2 for the gthread worker, got {threads}: with one thread "
             "a slow request blocks every other connection of the worker"
+        )
+    elif worker_class in ASGI_WORKER_CLASSES and threads > 1:
+        problems.append(
+            f"threads must be 1 for the {worker_class} worker, got {threads}: it serves every "
+            "connection from one event loop and ignores threads (worker_connections bounds "
+            "its concurrency)"
         )
     return problems

@@ -22,12 +22,10 @@ from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_route53 as route53
 from constructs import Construct
 
-from gunicorn_alb import architecture, limits, rendering, timeouts, wheelhouse
+from gunicorn_alb import app_config, architecture, limits, rendering, timeouts, wheelhouse
 from gunicorn_alb.props import ServiceProps
+from gunicorn_alb.secret import check_secrets
 
-_WSGI_TARGET = re.compile(
-    r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$"
-)
 _REQUIREMENTS = re.compile(r"^[A-Za-z0-9._/-]+$")
 DESYNC_MODES = {
     "defensive": elbv2.DesyncMitigationMode.DEFENSIVE,
@@ -61,6 +59,8 @@ class CheckedProps:
     """``x86_64`` or ``aarch64``: the instances' architecture, for the image and the wheels."""
     wheelhouse: Path
     """The local folder of wheels the instances install from (:mod:`gunicorn_alb.wheelhouse`)."""
+    threads: int
+    """``threads``, or the worker class's default."""
 
 
 def check_props(props: ServiceProps, scope: Construct) -> CheckedProps:
@@ -76,7 +76,11 @@ def check_props(props: ServiceProps, scope: Construct) -> CheckedProps:
     idle_is_token = cdk.Token.is_unresolved(idle_seconds)
     problems: list[str] = []
     coupled = _check_timeouts(problems, props, None if idle_is_token else idle_seconds)
-    problems += timeouts.check_worker(props.worker_class, props.threads)
+    threads = (
+        timeouts.default_threads(props.worker_class) if props.threads is None else props.threads
+    )
+    problems += timeouts.check_worker(props.worker_class, threads)
+    problems += _check_app_config(props)
     tls = props.certificate is not None or props.domain_name is not None
     protocol = props.listener_protocol or (
         elbv2.ApplicationProtocol.HTTPS if tls else elbv2.ApplicationProtocol.HTTP
@@ -119,6 +123,7 @@ def check_props(props: ServiceProps, scope: Construct) -> CheckedProps:
         machine_image=props.machine_image or architecture.default_machine_image(machine),
         machine=machine,
         wheelhouse=found,
+        threads=threads,
     )
 
 
@@ -173,6 +178,15 @@ def _resolve_wheelhouse(props: ServiceProps, machine: str, requirements: Path | 
         )
         _raise_if_any([f"{source}: {error}"])
         raise  # unreachable: _raise_if_any raised
+
+
+def _check_app_config(props: ServiceProps) -> list[str]:
+    """The app's environment, secrets and release step (:mod:`gunicorn_alb.app_config`)."""
+    return [
+        *app_config.check_environment(props.environment, cdk.Token.is_unresolved),
+        *check_secrets(props.secrets, props.environment),
+        *app_config.check_pre_start_command(props.pre_start_command, cdk.Token.is_unresolved),
+    ]
 
 
 def _seconds(value: cdk.Duration | None) -> float | None:
@@ -369,11 +383,8 @@ def _check_app(
     problems: list[str], app_directory: str | None, wsgi_app: str, app_requirements: str | None
 ) -> tuple[Path | None, str]:
     """Return the app's directory and requirements file; append any problem found."""
-    if not _WSGI_TARGET.match(wsgi_app):
-        problems.append(
-            f"wsgi_app must be a WSGI target of the form module:callable "
-            f"(for example app:application), got {wsgi_app!r}"
-        )
+    target_problems = app_config.check_app_target("wsgi_app", wsgi_app)
+    problems += target_problems
     if app_directory is None:
         directory = Path(str(resources.files("gunicorn_alb").joinpath("sample_app")))
     else:
@@ -381,8 +392,8 @@ def _check_app(
         if not directory.is_dir():
             problems.append(f"app_directory must be an existing directory, got {app_directory!r}")
             return None, ""
-    if _WSGI_TARGET.match(wsgi_app):
-        module = wsgi_app.split(":", 1)[0].replace(".", "/")
+    if not target_problems:
+        module = app_config.target_module(wsgi_app).replace(".", "/")
         if not (
             (directory / f"{module}.py").is_file() or (directory / module / "__init__.py").is_file()
         ):

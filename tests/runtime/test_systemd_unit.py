@@ -21,14 +21,14 @@ pytestmark = pytest.mark.runtime
 
 
 def _verify(  # type: ignore[no-untyped-def]
-    require, tmp_path: Path, unit_text: str, *command: str
+    require, tmp_path: Path, unit_text: str, *command: str, name: str = "gunicorn-app.service"
 ) -> subprocess.CompletedProcess[str]:
     """Run ``command`` (default: systemd-analyze verify) where the unit sits at its real path."""
     bwrap = require("bwrap")
     require("systemd-analyze")
     units = tmp_path / "system"
     (units / "gunicorn-app.service.d").mkdir(parents=True)
-    (units / "gunicorn-app.service").write_text(unit_text)
+    (units / name).write_text(unit_text)
     boot = tmp_path / "boot.sh"
     boot.write_text(rendering.boot_script())
     subprocess.run(
@@ -50,7 +50,7 @@ def _verify(  # type: ignore[no-untyped-def]
         [bwrap, "--bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
          "--tmpfs", "/opt", "--ro-bind", str(tmp_path / "venv"), "/opt/gunicorn-alb/venv",
          "--tmpfs", "/etc/systemd/system", "--ro-bind", str(units), "/etc/systemd/system",
-         *(command or ("systemd-analyze", "verify")), "/etc/systemd/system/gunicorn-app.service"],
+         *(command or ("systemd-analyze", "verify")), f"/etc/systemd/system/{name}"],
         capture_output=True, text=True, check=False, timeout=60,
     )  # fmt: skip
 
@@ -94,3 +94,10 @@ def test_stop_timeout_exceeds_gunicorns_graceful_timeout(tmp_path: Path) -> None
     )
     graceful, stop = map(int, result.stdout.split())
     assert stop > graceful
+
+
+def test_release_step_unit_passes_systemd_analyze_verify(require, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cfg = config(pre_start_command="python manage.py collectstatic --noinput")
+    name = Path(rendering.PRE_START_UNIT_PATH).name
+    result = _verify(require, tmp_path, rendering.render_pre_start_unit(cfg), name=name)
+    assert (result.returncode, result.stdout + result.stderr) == (0, "")

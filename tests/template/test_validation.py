@@ -46,7 +46,8 @@ def test_fails_when_keepalive_margin_is_below_one_second() -> None:
 
 def test_fails_when_worker_class_ignores_keepalive() -> None:
     fails(
-        r"worker_class must be one that honours keep-alive \(gevent, gthread\), got 'sync'",
+        r"worker_class must be one that honours keep-alive "
+        r"\(asgi, gevent, gthread, uvicorn_worker.UvicornWorker\), got 'sync'",
         worker_class="sync",
     )
 
@@ -102,12 +103,9 @@ def test_fails_when_app_directory_lacks_the_wsgi_module(tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.parametrize("target", ["app", "app:", "app:application:x", "my-app:application"])
+@pytest.mark.parametrize("target", ["app:", "app:application:x", "my-app:application"])
 def test_fails_when_wsgi_app_is_not_module_callable(target: str) -> None:
-    fails(
-        rf"wsgi_app must be a WSGI target of the form module:callable .*got '{target}'",
-        wsgi_app=target,
-    )
+    fails(rf"wsgi_app must be a Gunicorn app target: .*got '{target}'", wsgi_app=target)
 
 
 def test_fails_when_app_requirements_is_not_in_the_app(tmp_path: Path) -> None:

@@ -117,6 +117,7 @@ def test_render_command_writes_the_files_an_instance_receives(tmp_path: Path, ca
     assert main(["render", "--idle-timeout", "120", "--out", str(tmp_path)]) == 0
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == [
+        "app.env",
         "boot.env",
         "gunicorn-alb-boot",
         "gunicorn-app.service",

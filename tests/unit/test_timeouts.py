@@ -165,7 +165,8 @@ def test_all_problems_are_reported_together() -> None:
 def test_fails_when_worker_class_is_sync() -> None:
     (problem,) = check_worker("sync", 4)
     assert re.search(
-        r"worker_class must be one that honours keep-alive \(gevent, gthread\), "
+        r"worker_class must be one that honours keep-alive "
+        r"\(asgi, gevent, gthread, uvicorn_worker.UvicornWorker\), "
         r"got 'sync': the sync worker ignores keepalive",
         problem,
     )

@@ -1,0 +1,78 @@
+"""Bad app configuration fails at synth, each problem naming the argument, the value and what
+is allowed, all in one ValueError."""
+
+from __future__ import annotations
+
+import re
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk import aws_ssm as ssm
+
+from gunicorn_alb import ApplicationLoadBalancedGunicornService, Secret
+from tests.template.test_validation import fails
+
+
+def test_fails_when_environment_names_are_invalid_or_reserved() -> None:
+    fails(
+        r"environment names must be environment variable names .*got 'NOT-VALID'(.|\n)*"
+        r"environment must not set 'GUNICORN_CMD_ARGS': it starts with GUNICORN_",
+        environment={"NOT-VALID": "x", "GUNICORN_CMD_ARGS": "--keep-alive 1"},
+    )
+
+
+def test_fails_when_a_secret_is_not_a_secret() -> None:
+    fails(
+        re.escape(
+            "secrets['SECRET_KEY'] must be a gunicorn_alb.Secret (Secret.from_ssm_parameter or "
+            "Secret.from_secrets_manager), got 'plain-text'"
+        ),
+        secrets={"SECRET_KEY": "plain-text"},
+    )
+
+
+def test_fails_when_a_worker_ignores_keepalive_naming_why() -> None:
+    fails(
+        r"got 'uvicorn.workers.UvicornWorker': uvicorn deprecated its bundled worker",
+        worker_class="uvicorn.workers.UvicornWorker",
+    )
+
+
+def test_fails_when_wsgi_app_is_not_a_gunicorn_target() -> None:
+    fails(
+        r"wsgi_app must be a Gunicorn app target: .*got 'app:create_app\(\);id'",
+        wsgi_app="app:create_app();id",
+    )
+
+
+def test_fails_when_pre_start_command_has_a_newline() -> None:
+    fails(
+        r"pre_start_command must be one line of bash .*got 'migrate\\nrm -rf /'",
+        pre_start_command="migrate\nrm -rf /",
+    )
+
+
+def test_every_app_problem_is_reported_together() -> None:
+    with pytest.raises(ValueError) as caught:
+        stack = cdk.Stack(cdk.App(), "Bad")
+        from aws_cdk import aws_ec2 as ec2
+
+        ApplicationLoadBalancedGunicornService(
+            stack,
+            "Service",
+            vpc=ec2.Vpc(stack, "Vpc"),
+            environment={"HOME": "/root"},
+            secrets={
+                "HOME2": Secret.from_ssm_parameter(
+                    ssm.StringParameter.from_string_parameter_name(stack, "P", "/p")
+                )
+            },
+            worker_class="asgi",
+            threads=4,
+            pre_start_command="",
+        )
+    problems = [line for line in str(caught.value).splitlines() if line.startswith("- ")]
+    assert len(problems) == 3, problems
+    assert any("environment must not set 'HOME'" in p for p in problems)
+    assert any("threads must be 1 for the asgi worker, got 4" in p for p in problems)
+    assert any("pre_start_command must be one line of bash" in p for p in problems)
