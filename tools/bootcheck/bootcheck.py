@@ -235,7 +235,12 @@ def run_variant(variant: Variant, synth: Synth, work: Path, root: Path) -> Outco
     finally:
         status = instance.shutdown()
         outcome.check(
-            status == 0, f"the container powered off cleanly (systemd-nspawn exit {status})"
+            status == 0 or instance.container.stopped_every_unit(),
+            f"the container powered off cleanly (systemd-nspawn exit {status})"
+            if status == 0
+            else "the container's systemd stopped every unit (reached final.target) but its "
+            f"last step, systemd-halt.service, did not end it (systemd-nspawn exit {status}; "
+            "see console.log)",
         )
     outcome.total_seconds = time.monotonic() - started
     return outcome
@@ -262,7 +267,7 @@ def _check_running_instance(
     checks.check_nothing_left_by_user_data(outcome, instance)
     running.check_coupling_agent(outcome, instance, boot_env)
     outcome.notes.append(f"systemd-analyze security: {running.exposure(instance)}")
-    running.check_restart(outcome, instance, health_url)
+    running.check_restart(outcome, instance, health_url, workers)
     running.check_graceful_stop(outcome, instance, boot_env["APP_PORT"])
 
 

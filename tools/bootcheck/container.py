@@ -206,6 +206,12 @@ class Container:
             self._mounted = False
         return status
 
+    def stopped_every_unit(self) -> bool:
+        """The container's systemd went through its whole shutdown (every unit stopped) before
+        the last step, systemd-halt.service; on a host with cgroup v1 that step can fail to
+        attach to its cgroup, and the container then waits instead of exiting."""
+        return "Reached target final.target" in self.console_log.read_text(errors="replace")
+
 
 def _children(pid: int) -> list[int]:
     found = []
