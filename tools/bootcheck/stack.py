@@ -1,7 +1,8 @@
 """The stack side of the boot check: ``cdk synth`` of the reference app with the pinned CLI, the
 launch template's user data with its CloudFormation tokens resolved as a deployment would resolve
-them (parameters, pseudo parameters, the VPC's CIDR), and the file assets put where ``cdk deploy``
-would upload them (the ``aws s3 cp`` stand-in serves them from there).
+them (parameters, pseudo parameters, the VPC's CIDR, the ARNs of load balancers, target groups
+and secrets, the names of SSM parameters), and the file assets put where ``cdk deploy`` would
+upload them (the ``aws s3 cp`` stand-in serves them from there).
 """
 
 from __future__ import annotations
@@ -124,6 +125,11 @@ ELBV2_ARNS = {
     "AWS::ElasticLoadBalancingV2::LoadBalancer": "loadbalancer/app",
     "AWS::ElasticLoadBalancingV2::TargetGroup": "targetgroup",
 }
+SECRET_ARN_SUFFIX = "AbCdEf"
+"""Secrets Manager ends every secret's ARN with a hyphen and six random characters."""
+PARAMETER_NAME_SUFFIX = "Q1W2E3R4T5Y6"
+"""CloudFormation names a parameter without a ``Name``: ``CFN-<LogicalId>-<12 random
+characters>``."""
 
 
 class StackValues:
@@ -180,8 +186,13 @@ class StackValues:
     def ref(self, name: str) -> str:
         if name in self.pseudo:
             return self.pseudo[name]
-        if self.resources.get(name, {}).get("Type") in ELBV2_ARNS:
+        kind = self.resources.get(name, {}).get("Type")
+        if kind in ELBV2_ARNS:
             return self.arn(name)
+        if kind == "AWS::SecretsManager::Secret":
+            return self.secret_arn(name)
+        if kind == "AWS::SSM::Parameter":
+            return self.parameter_name(name)
         if name in self.parameters:
             if self.template["Parameters"][name]["Type"].startswith("AWS::SSM::"):
                 raise BootCheckError(f"the user data refers to the SSM-typed parameter {name}")
@@ -197,6 +208,23 @@ class StackValues:
             f"arn:{PARTITION}:elasticloadbalancing:{REGION}:{ACCOUNT}:{kind}/"
             f"{logical_id[:32]}/0123456789abcdef"
         )
+
+    def secret_arn(self, logical_id: str) -> str:
+        """What a Ref to a Secrets Manager secret returns: its ARN (the secret's ``Name``, or
+        its logical id when CloudFormation names it, and a made-up random suffix)."""
+        name = self._name(logical_id) or logical_id
+        return (
+            f"arn:{PARTITION}:secretsmanager:{REGION}:{ACCOUNT}:secret:{name}-{SECRET_ARN_SUFFIX}"
+        )
+
+    def parameter_name(self, logical_id: str) -> str:
+        """What a Ref to an SSM parameter returns: its name (``Name``, or the one CloudFormation
+        generates, with a made-up random suffix)."""
+        return self._name(logical_id) or f"CFN-{logical_id}-{PARAMETER_NAME_SUFFIX}"
+
+    def _name(self, logical_id: str) -> str | None:
+        name = self.resources[logical_id].get("Properties", {}).get("Name")
+        return None if name is None else self.resolve(name)
 
     def live_load_balancers(self) -> dict[str, Any]:
         """What ``aws elbv2`` answers: each target group with the load balancers whose
