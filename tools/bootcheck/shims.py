@@ -1,6 +1,6 @@
 """Stand-ins for the commands the boot script needs that cannot run in the boot check's container:
-``dnf``, ``cfn-signal`` and the AWS CLI (``aws s3 cp``). Everything else the boot runs is the real
-program, systemd and systemctl included.
+``dnf``, ``cfn-signal`` and the AWS CLI (``aws s3 cp``, the ``aws elbv2`` reads, the secret
+reads). Everything else the boot runs is the real program, systemd and systemctl included.
 
 Runs inside the container, under its Python in isolated mode (``python3 -I shims.py TOOL
 ARGS...``), from small launchers ``instance.py`` installs where Amazon Linux 2023 has the real
@@ -200,12 +200,62 @@ def elbv2(argv: list[str]) -> int:
     return 0
 
 
+# The secret reads of the boot script (boot.sh secret_reader), by (service, operation): the
+# option naming the ARN, the options that come before it, the IAM action and the API operation.
+SECRET_READS = {
+    ("ssm", "get-parameter"): ("--name", ["--with-decryption"], "ssm:GetParameter", "GetParameter"),
+    ("secretsmanager", "get-secret-value"): (
+        "--secret-id",
+        [],
+        "secretsmanager:GetSecretValue",
+        "GetSecretValue",
+    ),
+}
+
+
+def read_secret(argv: list[str]) -> int:
+    """``aws ssm get-parameter --region R --with-decryption --name ARN --output json`` and ``aws
+    secretsmanager get-secret-value --region R --secret-id ARN --output json``, exactly as the
+    boot script calls them (R the ARN's region): prints the answer the config holds for the ARN
+    (``secret_answers``: by service, by ARN; the CLI's JSON). An ARN without an answer is
+    AccessDenied (exit 254), as for an instance role without the grant. The calls log gets the
+    ARN, never the answer."""
+    service, operation = argv[0], argv[1]
+    id_option, flags, action, api = SECRET_READS[(service, operation)]
+    arn = _options([w for w in argv[2:] if w not in flags], {}).get(id_option, "")
+    fields = arn.split(":")
+    expected = [service, operation, "--region", fields[3] if len(fields) > 5 else "REGION"]
+    expected += [*flags, id_option, arn, "--output", "json"]
+    if argv != expected:
+        raise ShimError(
+            f"`aws {shlex.join(argv)}` is not implemented (the boot's secret reads are "
+            f"`aws {shlex.join(expected)}`)"
+        )
+    answer = config().get("secret_answers", {}).get(service, {}).get(arn)
+    if answer is None:
+        print(
+            f"\nAn error occurred (AccessDeniedException) when calling the {api} operation: "
+            f"User: arn:aws:sts::{fields[4]}:assumed-role/bootcheck-instance-role/"
+            f"i-0123456789abcdef0 is not authorized to perform: {action} on resource: {arn} "
+            f"because no identity-based policy allows the {action} action",
+            file=sys.stderr,
+        )
+        record("aws", argv, 254, arn=arn)
+        return 254
+    print(json.dumps(answer, indent=4))
+    record("aws", argv, 0, arn=arn)
+    return 0
+
+
 def aws(argv: list[str]) -> int:
     """``aws s3 cp [--only-show-errors|--quiet|--no-progress] s3://BUCKET/KEY DEST``, served from
-    the assets the boot check published (zipped from cdk.out the way cdk-assets zips them), and
-    the boot script's two ``aws elbv2`` reads (:func:`elbv2`)."""
+    the assets the boot check published (zipped from cdk.out the way cdk-assets zips them), the
+    boot script's two ``aws elbv2`` reads (:func:`elbv2`) and its secret reads
+    (:func:`read_secret`)."""
     if argv[:1] == ["elbv2"]:
         return elbv2(argv)
+    if tuple(argv[:2]) in SECRET_READS:
+        return read_secret(argv)
     if argv[:2] != ["s3", "cp"]:
         raise ShimError(f"only `aws s3 cp` is implemented, got `aws {shlex.join(argv)}`")
     rest = argv[2:]
