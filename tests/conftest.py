@@ -85,8 +85,8 @@ def reference_https_template(reference_https_stack):  # type: ignore[no-untyped-
 @pytest.fixture(scope="session")
 def cli_synths(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     """`cdk synth` of the reference app with the pinned CLI, once per distinct context the boot
-    check needs (the default, and -c idleTimeoutSeconds=120), in parallel, shared by the CLI
-    test and the boot check. Keyed by ``Variant.synth_key``."""
+    check needs (the default, -c idleTimeoutSeconds=120 and -c example=django), in parallel,
+    shared by the CLI test and the boot check. Keyed by ``Variant.synth_key``."""
     from tools.bootcheck import bootcheck, stack
 
     try:

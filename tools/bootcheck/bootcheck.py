@@ -14,7 +14,11 @@ systemd's own. The container has no network but its loopback. Only dnf, cfn-sign
 CLI are stand-ins (``shims.py``), each recording its calls. The checks (``checks.py``,
 ``running.py``) cover the signal, the written files, the unit as systemd runs it, the health path,
 the keep-alive a running worker holds, a restart after the main process is killed, and a graceful
-stop with a request in flight. The variants boot in parallel, one container each.
+stop with a request in flight; for an app with an environment, secrets or a release step (the
+Django example), ``app_checks.py`` covers the secrets as the boot read them, the running
+Gunicorn's environment, the root-only environment files, the release step, the app's own page,
+and that no secret value shows anywhere the boot writes or logs. The variants boot in parallel,
+one container each.
 
 Needs root, systemd-nspawn (``systemd-container``), nsenter, overlayfs and, once per machine,
 mmdebstrap and a Debian mirror to build the root filesystem. Prints each variant's boot-to-signal
@@ -42,7 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gunicorn_alb import rendering
-from tools.bootcheck import checks, rootfs, running, stack
+from tools.bootcheck import app_checks, checks, rootfs, running, stack
 from tools.bootcheck.checks import Outcome
 from tools.bootcheck.container import ContainerError
 from tools.bootcheck.instance import Instance
@@ -74,6 +78,8 @@ class Variant:
     flaky_network: bool = False
     """The stand-ins fail the first attempt of every network step (dnf, ``aws s3 cp``,
     cfn-signal): the boot must retry each one and still succeed."""
+    app: app_checks.AppExpectations | None = None
+    """What the variant's own app shows once booted (its page, its release step's work)."""
 
     @property
     def synth_key(self) -> str:
@@ -108,6 +114,20 @@ VARIANTS = (
         60,
         flaky_network=True,
     ),
+    Variant(
+        "example-django",
+        "the Django example (cdk synth -c example=django): DJANGO_SECRET_KEY from Secrets "
+        "Manager and GREETING from SSM read at boot, collectstatic as the release step",
+        60,
+        context={"example": "django"},
+        app=app_checks.AppExpectations(
+            host=f"gunicorn-alb-0123456789.{stack.REGION}.elb.{stack.URL_SUFFIX}",
+            page_shows="GREETING",
+            static_file="example/site.css",
+            # examples/django/app/mysite/settings.py: STATIC_ROOT = $STATE_DIRECTORY/static
+            static_root="/var/lib/gunicorn-app/static",
+        ),
+    ),
 )
 
 
@@ -120,10 +140,12 @@ def synthesize(variants: Sequence[Variant], work: Path) -> dict[str, Synth]:
 
 
 def local_wheels(user_data: str, boot_env: dict[str, str], app_source: Path) -> Path | None:
-    """A stand-in until the boot installs from a wheelhouse it ships (``pip --no-index``): the
-    container has no network, so its pip gets a local folder of the wheels the boot asks for
-    (``/etc/pip.conf``: no index, these links), downloaded here once and cached. None when the
-    user data needs no stand-in."""
+    """A local folder of the wheels the boot asks for (the pinned Gunicorn, the worker's packages,
+    the app's requirements) for the container's Python 3.11, downloaded here once and cached by
+    a hash of the recipe. The container has no network: its pip gets the folder through
+    ``/etc/pip.conf`` (no index, these links), which pip adds to the links of the boot's own
+    ``--no-index --find-links`` (the wheelhouse, built for the instances' Python 3.12), so a
+    compiled wheel installs too. None when the user data needs no stand-in."""
     if "--no-index" in user_data:
         return None
     requirements = [f"gunicorn=={boot_env['GUNICORN_VERSION']}"]
@@ -214,11 +236,18 @@ def run_variant(variant: Variant, synth: Synth, work: Path, root: Path) -> Outco
         f"container's Python {CONTAINER_PYTHON_VERSION}"
         + ("" if wheels is None else f"; pip's wheels: a local folder (stand-in) {wheels}")
     )
+    secrets = app_checks.fresh_secrets(text)
+    if secrets:
+        outcome.notes.append(
+            "secrets (values made up for this boot, answered by the aws stand-in): "
+            + "; ".join(f"{s.name} {s.source} {s.arn} {s.field}".rstrip() for s in secrets)
+        )
     settings = {
         "health_url": health_url,
         "al2023_packages": al2023_packages(),
         "elbv2": user_data.elbv2,
         "fail_first": variant.flaky_network,
+        "secret_answers": app_checks.stand_in_answers(secrets),
     }
     instance.prepare(text, settings, wheels)
     try:
@@ -226,7 +255,9 @@ def run_variant(variant: Variant, synth: Synth, work: Path, root: Path) -> Outco
         instance.wait_for_user_data(BOOT_TIMEOUT_SECONDS)
         checks.check_user_data_ran(outcome, instance, success)
         if instance.user_data is not None and success:
-            _check_running_instance(outcome, instance, variant, boot_env, len(cpus) * 2 + 1)
+            _check_running_instance(
+                outcome, instance, variant, boot_env, len(cpus) * 2 + 1, secrets, app_source
+            )
         elif instance.user_data is not None:
             checks.check_signal(outcome, instance, boot_env, stack.REGION, success=False)
             checks.check_failed_boot(outcome, instance, boot_env, missing_module)
@@ -247,7 +278,13 @@ def run_variant(variant: Variant, synth: Synth, work: Path, root: Path) -> Outco
 
 
 def _check_running_instance(
-    outcome: Outcome, instance: Instance, variant: Variant, boot_env: dict[str, str], workers: int
+    outcome: Outcome,
+    instance: Instance,
+    variant: Variant,
+    boot_env: dict[str, str],
+    workers: int,
+    secrets: list[app_checks.SecretValue],
+    app_source: Path,
 ) -> None:
     health_url = f"http://127.0.0.1:{boot_env['APP_PORT']}{boot_env['HEALTH_CHECK_PATH']}"
     checks.check_calls(outcome, instance.calls(), boot_env)
@@ -266,9 +303,13 @@ def _check_running_instance(
     )
     checks.check_nothing_left_by_user_data(outcome, instance)
     running.check_coupling_agent(outcome, instance, boot_env)
+    app_checks.check_app(
+        outcome, instance, main_pid, boot_env["APP_PORT"], secrets, variant.app, app_source
+    )
     outcome.notes.append(f"systemd-analyze security: {running.exposure(instance)}")
     running.check_restart(outcome, instance, health_url, workers)
     running.check_graceful_stop(outcome, instance, boot_env["APP_PORT"])
+    app_checks.check_no_leaks(outcome, instance, secrets)
 
 
 # --- Entry points -------------------------------------------------------------------------------

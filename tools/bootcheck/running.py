@@ -15,6 +15,7 @@ import select
 import signal
 import subprocess
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from tools.bootcheck import app_probe
@@ -51,10 +52,14 @@ def timespan_seconds(text: str) -> float:
     return sum(int(n) * _SPAN_SECONDS[unit] for n, unit in _SPAN.findall(text))
 
 
-def http_get(instance: Instance, url: str) -> tuple[str, str]:
-    """GET URL from inside the container: (status code, body)."""
+def http_get(
+    instance: Instance, url: str, headers: Mapping[str, str] | None = None
+) -> tuple[str, str]:
+    """GET URL from inside the container, with these request headers: (status code, body)."""
+    extra = [word for item in (headers or {}).items() for word in ("--header", ": ".join(item))]
     result = instance.container.run(
-        ["curl", "--silent", "--max-time", "5", "--write-out", "\n%{http_code}", url], timeout=30
+        ["curl", "--silent", "--max-time", "5", *extra, "--write-out", "\n%{http_code}", url],
+        timeout=30,
     )
     body, _, status = result.stdout.rpartition("\n")
     return status, body
@@ -63,6 +68,12 @@ def http_get(instance: Instance, url: str) -> tuple[str, str]:
 def _status(instance: Instance, pid: str) -> dict[str, str]:
     text = instance.container.run(["cat", f"/proc/{pid}/status"]).stdout
     return {k: v.strip() for k, _, v in (line.partition(":") for line in text.splitlines())}
+
+
+def user_account(instance: Instance, user: str) -> list[str] | None:
+    """USER's /etc/passwd line in the container, split at the colons (uid: index 2)."""
+    lines = instance.container.read("/etc/passwd").splitlines()
+    return next((line.split(":") for line in lines if line.startswith(f"{user}:")), None)
 
 
 def check_unit(outcome: Outcome, instance: Instance, boot_env: dict[str, str]) -> str | None:
@@ -92,14 +103,7 @@ def check_unit(outcome: Outcome, instance: Instance, boot_env: dict[str, str]) -
     if not outcome.check(main_pid not in ("", "0"), f"{UNIT} has a main PID ({main_pid})"):
         return None
     status = _status(instance, main_pid)
-    account = next(
-        (
-            line.split(":")
-            for line in instance.container.read("/etc/passwd").splitlines()
-            if line.startswith(f"{APP_USER}:")
-        ),
-        None,
-    )
+    account = user_account(instance, APP_USER)
     if not outcome.check(account is not None, f"useradd created {APP_USER}"):
         return main_pid
     assert account is not None
