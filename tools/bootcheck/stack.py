@@ -310,17 +310,13 @@ def heredoc(user_data: str, path: str) -> str:
     return content
 
 
-def set_health_wait(user_data: str, seconds: int) -> str:
+def set_boot_env(user_data: str, name: str, value: str) -> str:
+    """The user data with boot.env's one ``NAME=...`` line set to ``NAME=VALUE``."""
     changed, count = re.subn(
-        r"^HEALTH_WAIT_SECONDS=\d+$",
-        f"HEALTH_WAIT_SECONDS={seconds}",
-        user_data,
-        flags=re.MULTILINE,
+        rf"^{name}=.*$", lambda _: f"{name}={value}", user_data, flags=re.MULTILINE
     )
     if count != 1:
-        raise BootCheckError(
-            f"expected one HEALTH_WAIT_SECONDS= line in the user data, found {count}"
-        )
+        raise BootCheckError(f"expected one {name}= line in the user data, found {count}")
     return changed
 
 
@@ -362,6 +358,13 @@ def publish_assets(
                 shutil.copyfile(source, target)
             published.append(f"s3://{bucket}/{key} ({asset_hash[:12]})")
     return published
+
+
+def empty_asset(s3_root: Path, url: str) -> None:
+    """Replace the published zip at ``url`` (s3://BUCKET/KEY) with an empty zip."""
+    bucket, _, key = url.removeprefix("s3://").partition("/")
+    with zipfile.ZipFile(s3_root / bucket / key, "w"):
+        pass
 
 
 def _sub_pseudo(text: str) -> str:
