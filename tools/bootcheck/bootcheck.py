@@ -150,7 +150,11 @@ def run_variant(variant: Variant, synth: Synth, work: Path, root: Path) -> Outco
     instance = Instance(
         work, root, f"bootcheck-{variant.name}-{os.getpid()}-{work.name}", variant.from_pypi
     )
-    app_key, app_source = stack.app_asset(synth, boot_env["APP_ASSET_URL"])
+    app_key, app_source = stack.asset_source(synth, boot_env["APP_ASSET_URL"])
+    wheelhouse_key, wheelhouse = stack.asset_source(synth, boot_env["WHEELHOUSE_URL"])
+    container_wheels = stack.wheelhouse_for_container(
+        wheelhouse, CONTAINER_PYTHON_VERSION, rootfs.cache_base() / "bootcheck-wheels"
+    )
     app_copy = work / "app-asset"
     success = not variant.broken_app
     missing_module = ""
@@ -158,7 +162,7 @@ def run_variant(variant: Variant, synth: Synth, work: Path, root: Path) -> Outco
         stack.add_probe(app_source, boot_env["WSGI_APP"], app_copy)
     else:
         missing_module = stack.break_app(app_source, boot_env["WSGI_APP"], app_copy)
-    stack.publish_assets(synth, instance.s3, app_key, app_copy)
+    stack.publish_assets(synth, instance.s3, {app_key: app_copy, wheelhouse_key: container_wheels})
     if variant.from_pypi:
         stack.empty_asset(instance.s3, boot_env["WHEELHOUSE_URL"])
     vcpus = INSTANCE_VCPUS.get(user_data.instance_type)
@@ -168,7 +172,13 @@ def run_variant(variant: Variant, synth: Synth, work: Path, root: Path) -> Outco
         + ("" if vcpus else " (vCPUs unknown to the boot check, assuming 2)")
         + f": the container gets {len(cpus)} CPU(s) {cpus}; {boot_env['PYTHON']} is the "
         f"container's Python {CONTAINER_PYTHON_VERSION}"
-        + ("; an empty wheelhouse, pip uses PyPI (the host's network)" if variant.from_pypi else "")
+        + (
+            "; an empty wheelhouse, pip uses PyPI (the host's network)"
+            if variant.from_pypi
+            else ""
+            if container_wheels == wheelhouse
+            else f"; its binary wheels for Python {CONTAINER_PYTHON_VERSION}: {container_wheels}"
+        )
     )
     settings = {
         "health_url": health_url,
