@@ -15,7 +15,7 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 SYSTEM_TOOLS := shellcheck:shellcheck systemd-analyze:systemd bwrap:bubblewrap curl:curl nginx:nginx \
 	systemd-nspawn:systemd-container nsenter:util-linux mmdebstrap:mmdebstrap
 
-.PHONY: setup synth test lint bench render boot-check bootcheck-rootfs proof integ integ-snapshot clean system-tools
+.PHONY: setup synth test lint bench render boot-check boot-time bootcheck-rootfs proof integ integ-snapshot clean system-tools
 
 setup: $(VENV)/.installed node_modules/.installed system-tools
 
@@ -60,6 +60,13 @@ bench: setup
 RUNS ?= 3
 boot-check: setup bootcheck-rootfs
 	$(PY) -m tools.bootcheck.bootcheck --runs $(RUNS)
+
+# What the wheelhouse changes in the boot time: the reference app and the Django example, each
+# booted from the wheelhouse (no network) and as before it (pip from PyPI at boot, the host's
+# network), one boot at a time; prints the medians side by side.
+BOOT_TIME_VARIANTS ?= --variant default
+boot-time: setup bootcheck-rootfs
+	$(PY) -m tools.bootcheck.bootcheck $(BOOT_TIME_VARIANTS) --before-wheelhouse --runs $(RUNS)
 
 # The boot check's Debian 12 root filesystem (mmdebstrap), built once per machine and cached in
 # ~/.cache/gunicorn-alb/bootcheck-rootfs/ by a hash of its recipe (minutes, cold).

@@ -9,8 +9,12 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    import aws_cdk as cdk
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,7 +38,7 @@ def root() -> Path:
 CERTIFICATE_ARN = "arn:aws:acm:eu-west-1:123456789012:certificate/abcd-1234"
 
 
-def validated_app():  # type: ignore[no-untyped-def]
+def validated_app() -> cdk.App:
     """An App with the cdk.json context, as `cdk synth` builds it, and the AWS Control Tower
     proactive controls registered (cdklabs-cdk-validator-cfnguard). Its synth writes the controls'
     report into the assembly (``validation-report.json``) for the compliance tests; a finding
@@ -45,7 +49,8 @@ def validated_app():  # type: ignore[no-untyped-def]
     app = cdk.App(
         context={**cdk_json_context(), "@aws-cdk/core:failSynthOnValidationErrors": False}
     )
-    cdk.Validations.of(app).add_plugins(CfnGuardValidator())
+    # The plugin's jsii types name the Beta1 interfaces aws-cdk-lib still accepts.
+    cdk.Validations.of(app).add_plugins(CfnGuardValidator())  # type: ignore[arg-type]
     return app
 
 

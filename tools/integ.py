@@ -39,8 +39,8 @@ CDK = ROOT / "node_modules" / ".bin" / "cdk"
 
 def has_credentials() -> str | None:
     """The caller's ARN, or None when no credentials are found or they are refused."""
-    import boto3
-    import botocore.exceptions
+    import boto3  # type: ignore[import-untyped]
+    import botocore.exceptions  # type: ignore[import-untyped]
 
     try:
         identity = boto3.client("sts").get_caller_identity()

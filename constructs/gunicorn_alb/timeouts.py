@@ -52,7 +52,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gunicorn_alb.boot_budget import BOOT
-from gunicorn_alb.checks import TimeoutRuleError
+from gunicorn_alb.checks import TimeoutRuleError as TimeoutRuleError  # re-exported
 from gunicorn_alb.checks import count as _count
 from gunicorn_alb.checks import whole as _whole
 

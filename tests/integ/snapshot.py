@@ -37,7 +37,7 @@ balancer's DNS name and ARN): the one difference from the reference template."""
 def without_salt(template: dict[str, Any]) -> dict[str, Any]:
     """The template without the assertions' ``salt`` (the synth time, which makes CloudFormation
     run each assertion again on every deploy): the one volatile value."""
-    stripped = json.loads(json.dumps(template))
+    stripped: dict[str, Any] = json.loads(json.dumps(template))
     for resource in stripped.get("Resources", {}).values():
         if str(resource.get("Type", "")).startswith("Custom::DeployAssert@"):
             resource.get("Properties", {}).pop("salt", None)
@@ -46,7 +46,7 @@ def without_salt(template: dict[str, Any]) -> dict[str, Any]:
 
 def as_reference(template: dict[str, Any]) -> dict[str, Any]:
     """The stack under test's template without the outputs published for the assertions."""
-    stripped = json.loads(json.dumps(template))
+    stripped: dict[str, Any] = json.loads(json.dumps(template))
     outputs = stripped.get("Outputs", {})
     for name in [n for n in outputs if n.startswith(PUBLISHED)]:
         del outputs[name]

@@ -36,7 +36,7 @@ def reference_template_json() -> dict[str, Any]:
     from tests.conftest import cdk_json_context
 
     stack = GunicornServiceStack(cdk.App(context=cdk_json_context()), "Reference")
-    template: dict[str, Any] = assertions.Template.from_stack(stack).to_json()
+    template: dict[str, Any] = dict(assertions.Template.from_stack(stack).to_json())
     return template
 
 

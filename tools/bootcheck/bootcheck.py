@@ -28,11 +28,7 @@ seconds (the median over ``--runs``).
 from __future__ import annotations
 
 import argparse
-import fcntl
-import hashlib
-import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -42,7 +38,7 @@ import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from gunicorn_alb import rendering
@@ -80,6 +76,11 @@ class Variant:
     cfn-signal): the boot must retry each one and still succeed."""
     app: app_checks.AppExpectations | None = None
     """What the variant's own app shows once booted (its page, its release step's work)."""
+    from_pypi: bool = False
+    """Before the wheelhouse, for the boot-time comparison (``--before-wheelhouse``): the S3
+    stand-in serves an empty wheelhouse and boot.env's BUILD_FROM_SOURCE lets pip use PyPI, so
+    pip resolves and downloads every package at boot, as each boot did before the wheelhouse.
+    The container then shares the host's network (to reach PyPI)."""
 
     @property
     def synth_key(self) -> str:
@@ -136,58 +137,6 @@ def synthesize(variants: Sequence[Variant], work: Path) -> dict[str, Synth]:
     return stack.synthesize({v.synth_key: v.context for v in variants}, work)
 
 
-# --- pip without an index -----------------------------------------------------------------------
-
-
-def local_wheels(user_data: str, boot_env: dict[str, str], app_source: Path) -> Path | None:
-    """A local folder of the wheels the boot asks for (the pinned Gunicorn, the worker's packages,
-    the app's requirements) for the container's Python 3.11, downloaded here once and cached by
-    a hash of the recipe. The container has no network: its pip gets the folder through
-    ``/etc/pip.conf`` (no index, these links), which pip adds to the links of the boot's own
-    ``--no-index --find-links`` (the wheelhouse, built for the instances' Python 3.12), so a
-    compiled wheel installs too. None when the user data needs no stand-in."""
-    if "--no-index" in user_data:
-        return None
-    requirements = [f"gunicorn=={boot_env['GUNICORN_VERSION']}"]
-    requirements += boot_env.get("EXTRA_PIP_PACKAGES", "").split()
-    files = []
-    if boot_env.get("APP_REQUIREMENTS"):
-        files.append(app_source / boot_env["APP_REQUIREMENTS"])
-    machine = platform.machine()
-    recipe = json.dumps(
-        [CONTAINER_PYTHON_VERSION, machine, requirements, [f.read_text() for f in files]]
-    )
-    cache = rootfs.cache_base() / "bootcheck-wheels"
-    folder = cache / hashlib.sha256(recipe.encode()).hexdigest()[:16]
-    cache.mkdir(parents=True, exist_ok=True)
-    with open(cache / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # the variants boot in parallel
-        if not (folder / "complete").is_file():
-            _download_wheels(folder, machine, requirements, files)
-    return folder
-
-
-def _download_wheels(
-    folder: Path, machine: str, requirements: list[str], files: list[Path]
-) -> None:
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    command = [
-        sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
-        "--only-binary=:all:", f"--python-version={CONTAINER_PYTHON_VERSION}",
-        "--implementation=cp", f"--platform=manylinux2014_{machine}",
-        f"--platform=manylinux_2_28_{machine}", "--dest", str(folder), *requirements,
-    ]  # fmt: skip
-    for file in files:
-        command += ["--requirement", str(file)]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
-    if result.returncode != 0:
-        raise BootCheckError(
-            f"pip download for the wheel stand-in failed:\n{result.stderr[-2000:]}"
-        )
-    (folder / "complete").write_text("\n".join(requirements) + "\n")
-
-
 # --- One variant --------------------------------------------------------------------------------
 
 
@@ -204,7 +153,9 @@ def run_variant(variant: Variant, synth: Synth, work: Path, root: Path) -> Outco
     user_data = stack.resolve_user_data(synth, variant.parameters)
     text = user_data.text
     if variant.health_wait_seconds is not None:
-        text = stack.set_health_wait(text, variant.health_wait_seconds)
+        text = stack.set_boot_env(text, "HEALTH_WAIT_SECONDS", str(variant.health_wait_seconds))
+    if variant.from_pypi:
+        text = stack.set_boot_env(text, "BUILD_FROM_SOURCE", '"all"')
     boot_env = rendering.parse_env(stack.heredoc(text, rendering.BOOT_ENV_PATH))
     outcome.notes.append(
         f"user data of {user_data.launch_template_id} ({len(text)} bytes); substituted: "
@@ -216,8 +167,14 @@ def run_variant(variant: Variant, synth: Synth, work: Path, root: Path) -> Outco
     if work.exists():
         raise BootCheckError(f"{work} exists: give the boot check an empty --work-dir")
     work.mkdir(parents=True)
-    instance = Instance(work, root, f"bootcheck-{variant.name}-{os.getpid()}-{work.name}")
-    app_key, app_source = stack.app_asset(synth, boot_env["APP_ASSET_URL"])
+    instance = Instance(
+        work, root, f"bootcheck-{variant.name}-{os.getpid()}-{work.name}", variant.from_pypi
+    )
+    app_key, app_source = stack.asset_source(synth, boot_env["APP_ASSET_URL"])
+    wheelhouse_key, wheelhouse = stack.asset_source(synth, boot_env["WHEELHOUSE_URL"])
+    container_wheels = stack.wheelhouse_for_container(
+        wheelhouse, CONTAINER_PYTHON_VERSION, rootfs.cache_base() / "bootcheck-wheels"
+    )
     app_copy = work / "app-asset"
     success = not variant.broken_app
     missing_module = ""
@@ -225,8 +182,9 @@ def run_variant(variant: Variant, synth: Synth, work: Path, root: Path) -> Outco
         stack.add_probe(app_source, boot_env["WSGI_APP"], app_copy)
     else:
         missing_module = stack.break_app(app_source, boot_env["WSGI_APP"], app_copy)
-    stack.publish_assets(synth, instance.s3, app_key, app_copy)
-    wheels = local_wheels(text, boot_env, app_source)
+    stack.publish_assets(synth, instance.s3, {app_key: app_copy, wheelhouse_key: container_wheels})
+    if variant.from_pypi:
+        stack.empty_asset(instance.s3, boot_env["WHEELHOUSE_URL"])
     vcpus = INSTANCE_VCPUS.get(user_data.instance_type)
     cpus = sorted(os.sched_getaffinity(0))[: vcpus or 2]
     outcome.notes.append(
@@ -234,7 +192,13 @@ def run_variant(variant: Variant, synth: Synth, work: Path, root: Path) -> Outco
         + ("" if vcpus else " (vCPUs unknown to the boot check, assuming 2)")
         + f": the container gets {len(cpus)} CPU(s) {cpus}; {boot_env['PYTHON']} is the "
         f"container's Python {CONTAINER_PYTHON_VERSION}"
-        + ("" if wheels is None else f"; pip's wheels: a local folder (stand-in) {wheels}")
+        + (
+            "; an empty wheelhouse, pip uses PyPI (the host's network)"
+            if variant.from_pypi
+            else ""
+            if container_wheels == wheelhouse
+            else f"; its binary wheels for Python {CONTAINER_PYTHON_VERSION}: {container_wheels}"
+        )
     )
     secrets = app_checks.fresh_secrets(text)
     if secrets:
@@ -249,7 +213,7 @@ def run_variant(variant: Variant, synth: Synth, work: Path, root: Path) -> Outco
         "fail_first": variant.flaky_network,
         "secret_answers": app_checks.stand_in_answers(secrets),
     }
-    instance.prepare(text, settings, wheels)
+    instance.prepare(text, settings)
     try:
         instance.boot(cpus)
         instance.wait_for_user_data(BOOT_TIMEOUT_SECONDS)
@@ -340,10 +304,13 @@ def preflight(log: rootfs.Log = print) -> Path:
 def run_variants(
     variants: Sequence[Variant], synths: dict[str, Synth], work: Path, root: Path, runs: int = 1
 ) -> list[Outcome]:
-    """Each variant RUNS times; the variants of one run boot in parallel (one container each)."""
+    """Each variant RUNS times; the variants of one run boot in parallel (one container each),
+    unless one shares the host's network (``from_pypi``): then one at a time (one port 8000, and
+    boot times measured alone)."""
     outcomes: list[Outcome] = []
+    parallel = 1 if any(v.from_pypi for v in variants) else len(variants)
     for run in range(1, runs + 1):
-        with ThreadPoolExecutor(max_workers=len(variants)) as pool:
+        with ThreadPoolExecutor(max_workers=parallel) as pool:
             futures = [
                 pool.submit(run_variant, v, synths[v.synth_key], work / v.name / f"run-{run}", root)
                 for v in variants
@@ -353,18 +320,41 @@ def run_variants(
 
 
 def boot_to_signal_summary(outcomes: Sequence[Outcome]) -> list[str]:
-    """One line per variant: the median boot-to-signal seconds over its runs."""
-    lines = []
+    """One line per variant: the median boot-to-signal seconds over its runs; then, for each
+    variant booted before the wheelhouse too, the two side by side."""
+    lines, medians = [], {}
     for name in dict.fromkeys(o.name for o in outcomes):
         seconds = [o.boot_to_signal for o in outcomes if o.name == name]
         measured = [s for s in seconds if s is not None]
-        median = f"{statistics.median(measured):.1f} s" if measured else "no signal"
+        if measured:
+            medians[name] = statistics.median(measured)
+        median = f"{medians[name]:.1f} s" if measured else "no signal"
         lines.append(
             f"{name}: boot to signal {median} (median of {len(measured)} run(s): "
             + ", ".join("-" if s is None else f"{s:.1f}" for s in seconds)
             + ")"
         )
+    for name, before in medians.items():
+        after = medians.get(name.removesuffix(PYPI_SUFFIX))
+        if name.endswith(PYPI_SUFFIX) and after is not None:
+            lines.append(
+                f"{name.removesuffix(PYPI_SUFFIX)}: boot to signal {before:.1f} s with pip "
+                f"from PyPI at boot, {after:.1f} s from the wheelhouse ({after - before:+.1f} s)"
+            )
     return lines
+
+
+PYPI_SUFFIX = "-pypi"
+
+
+def before_wheelhouse(variant: Variant) -> Variant:
+    """The variant as it booted before the wheelhouse (:attr:`Variant.from_pypi`)."""
+    return replace(
+        variant,
+        name=variant.name + PYPI_SUFFIX,
+        description=variant.description + "; before the wheelhouse: pip from PyPI at boot",
+        from_pypi=True,
+    )
 
 
 @dataclass
@@ -404,8 +394,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--keep", action="store_true", help="keep the boots' folders (kept on failure anyway)"
     )
     parser.add_argument("--work-dir", type=Path, help="put the boots' folders here (kept)")
+    parser.add_argument(
+        "--before-wheelhouse",
+        action="store_true",
+        help="also boot each variant as before the wheelhouse (pip from PyPI at boot, with the "
+        "host's network) and compare the boot times; the boots then run one at a time",
+    )
     args = parser.parse_args(argv)
     variants = [v for v in VARIANTS if not args.variant or v.name in args.variant]
+    if args.before_wheelhouse:
+        variants += [
+            before_wheelhouse(v) for v in variants if not (v.broken_app or v.flaky_network)
+        ]
     started = time.monotonic()
     try:
         root = preflight()

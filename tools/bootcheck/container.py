@@ -93,22 +93,32 @@ class Container:
 
     # --- the boot ---------------------------------------------------------------------------
 
-    def boot(self, binds: dict[str, Path], read_only: dict[str, Path], cpus: Sequence[int]) -> None:
-        """Start systemd-nspawn -b: systemd as PID 1, no network but loopback, the given host
-        folders bound at their container paths, on CPUS."""
+    def boot(
+        self,
+        binds: dict[str, Path],
+        read_only: dict[str, Path],
+        cpus: Sequence[int],
+        network: bool = False,
+    ) -> None:
+        """Start systemd-nspawn -b: systemd as PID 1, no network but loopback (or, with
+        ``network``, the host's network and name servers, without the right to change them), the
+        given host folders bound at their container paths, on CPUS."""
         command = [
             "systemd-nspawn",
             "--quiet",
             f"--directory={self.root}",
             f"--machine={self.machine}",
             "--boot",
-            # No route anywhere: the container has only its own loopback.
-            "--private-network",
+            # Without network, no route anywhere: the container has only its own loopback.
+            *(
+                ["--resolv-conf=copy-host"]
+                if network
+                else ["--private-network", "--resolv-conf=off"]
+            ),
             # The host runs no systemd-machined (and needs none).
             "--register=no",
             "--keep-unit",
             "--link-journal=no",
-            "--resolv-conf=off",
             "--timezone=off",
             "--console=read-only",
             f"--cpu-affinity={','.join(str(cpu) for cpu in cpus)}",

@@ -13,6 +13,8 @@ Standard library only.
 from __future__ import annotations
 
 import json
+import os
+import ssl
 import subprocess
 import time
 from dataclasses import dataclass
@@ -64,6 +66,8 @@ WantedBy=multi-user.target
 """
 # The container's Python (Debian 12: 3.11), which dnf's stand-in offers as python3.X.
 CONTAINER_PYTHON = "/usr/bin/python3.11"
+HOST_CA_PATH = "/bootcheck/host-ca.pem"
+"""The host's certificate authorities, for pip when the container uses the host's network."""
 
 
 def _launcher(tool: str) -> str:
@@ -83,19 +87,21 @@ class UserDataResult:
 class Instance:
     """One boot: the container, the host folders it sees under /bootcheck, the calls log."""
 
-    def __init__(self, work: Path, rootfs: Path, machine: str) -> None:
+    def __init__(self, work: Path, rootfs: Path, machine: str, network: bool = False) -> None:
+        """``network``: the host's network (to reach PyPI) instead of none but a loopback of its
+        own; pip in the container then trusts what the host's pip trusts (a network may
+        intercept TLS with its own authority)."""
+        self.network = network
         self.work = work
         self.log = work / "log"
         self.s3 = work / "s3"
         self.container = Container(work / "container", rootfs, machine)
-        self.wheels: Path | None = None
         self.user_data: UserDataResult | None = None
         """How the user data ended (set by wait_for_user_data)."""
 
-    def prepare(self, user_data: str, settings: dict[str, Any], wheels: Path | None) -> None:
+    def prepare(self, user_data: str, settings: dict[str, Any]) -> None:
         """Mount the overlay and put the user data, its unit and the stand-ins in place.
-        ``settings`` is the stand-ins' configuration (shims.py reads it from CONFIG_PATH).
-        ``wheels``, if given, is a local wheel folder pip uses instead of an index."""
+        ``settings`` is the stand-ins' configuration (shims.py reads it from CONFIG_PATH)."""
         self.log.mkdir(parents=True)
         self.s3.mkdir(parents=True, exist_ok=True)
         box = self.container
@@ -112,11 +118,8 @@ class Instance:
             box.write(f"/usr/bin/{tool}", _launcher(tool), 0o755)
         box.write(CFN_SIGNAL_LAUNCHER, _launcher("cfn-signal"), 0o755)
         box.write(CLOUD_FINAL, CLOUD_FINAL_TEXT, 0o755)
-        if wheels is not None:
-            self.wheels = wheels
-            box.write(
-                "/etc/pip.conf", "[global]\nno-index = true\nfind-links = /bootcheck/wheels\n"
-            )
+        if self.network:
+            box.write("/etc/pip.conf", f"[global]\ncert = {HOST_CA_PATH}\n")
         box.write(USER_DATA_PATH, user_data, 0o700)
         box.write(f"/etc/systemd/system/{USER_DATA_UNIT}", USER_DATA_UNIT_TEXT)
         box.symlink(
@@ -126,9 +129,13 @@ class Instance:
 
     def boot(self, cpus: list[int]) -> None:
         read_only = {"/bootcheck/src": SOURCE, "/bootcheck/s3": self.s3}
-        if self.wheels is not None:
-            read_only["/bootcheck/wheels"] = self.wheels
-        self.container.boot({LOG_DIR: self.log}, read_only, cpus)
+        if self.network:
+            read_only[HOST_CA_PATH] = Path(
+                os.environ.get("PIP_CERT")
+                or ssl.get_default_verify_paths().cafile
+                or "/etc/ssl/certs/ca-certificates.crt"
+            )
+        self.container.boot({LOG_DIR: self.log}, read_only, cpus, self.network)
 
     def wait_for_user_data(self, timeout: float) -> UserDataResult | None:
         """The user data's end, or None if it runs past TIMEOUT seconds after the boot. Raises

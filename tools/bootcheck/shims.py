@@ -77,6 +77,7 @@ def say(tool: str, message: str) -> None:
 
 _PYTHON = re.compile(r"^python3\.(\d+)$")
 _PYTHON_PIP = re.compile(r"^python3\.(\d+)-pip$")
+_PYTHON_DEVEL = re.compile(r"^python3\.(\d+)-devel$")
 
 
 def dnf(argv: list[str]) -> int:
@@ -119,6 +120,10 @@ def _provide(name: str, settings: dict[str, Any]) -> str:
         return f"{link} -> {interpreter}"
     if _PYTHON_PIP.match(name):
         return "pip comes from the interpreter's ensurepip (python -m venv)"
+    if name == "gcc" or _PYTHON_DEVEL.match(name):
+        # Asked for by a boot that builds packages from source (BUILD_FROM_SOURCE): the
+        # container's Debian has no compiler; pip then builds nothing (every package has a wheel).
+        return "recorded only: the container has no compiler"
     if name == "aws-cfn-bootstrap":
         # The real package installs /opt/aws/bin/cfn-signal (and cfn-init, cfn-hup, ...).
         target = Path("/opt/aws/bin/cfn-signal")

@@ -7,12 +7,16 @@ upload them (the ``aws s3 cp`` stand-in serves them from there).
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import os
+import platform
 import re
 import shlex
 import shutil
 import subprocess
+import sys
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -338,17 +342,13 @@ def heredoc(user_data: str, path: str) -> str:
     return content
 
 
-def set_health_wait(user_data: str, seconds: int) -> str:
+def set_boot_env(user_data: str, name: str, value: str) -> str:
+    """The user data with boot.env's one ``NAME=...`` line set to ``NAME=VALUE``."""
     changed, count = re.subn(
-        r"^HEALTH_WAIT_SECONDS=\d+$",
-        f"HEALTH_WAIT_SECONDS={seconds}",
-        user_data,
-        flags=re.MULTILINE,
+        rf"^{name}=.*$", lambda _: f"{name}={value}", user_data, flags=re.MULTILINE
     )
     if count != 1:
-        raise BootCheckError(
-            f"expected one HEALTH_WAIT_SECONDS= line in the user data, found {count}"
-        )
+        raise BootCheckError(f"expected one {name}= line in the user data, found {count}")
     return changed
 
 
@@ -369,11 +369,10 @@ def cdk_zip(directory: Path, target: Path) -> None:
             archive.writestr(info, path.read_bytes())
 
 
-def publish_assets(
-    synth: Synth, s3_root: Path, app_key: str, replace_app: Path | None = None
-) -> list[str]:
+def publish_assets(synth: Synth, s3_root: Path, replace: Mapping[str, Path]) -> list[str]:
     """Put every file asset where ``cdk deploy`` would upload it (bucket/key with this stack's
-    account and region), under s3_root. ``replace_app`` stands in for the asset at ``app_key``."""
+    account and region), under s3_root. ``replace`` maps an object key to the folder that stands
+    in for its asset."""
     published = []
     for asset_hash, asset in synth.assets.get("files", {}).items():
         source = synth.outdir / asset["source"]["path"]
@@ -381,8 +380,7 @@ def publish_assets(
             bucket = _sub_pseudo(destination["bucketName"])
             key = destination["objectKey"]
             target = s3_root / bucket / key
-            if key == app_key and replace_app is not None:
-                source = replace_app
+            source = replace.get(key, source)
             if asset["source"].get("packaging") == "zip":
                 cdk_zip(source, target)
             else:
@@ -392,22 +390,75 @@ def publish_assets(
     return published
 
 
+def empty_asset(s3_root: Path, url: str) -> None:
+    """Replace the published zip at ``url`` (s3://BUCKET/KEY) with an empty zip."""
+    bucket, _, key = url.removeprefix("s3://").partition("/")
+    with zipfile.ZipFile(s3_root / bucket / key, "w"):
+        pass
+
+
 def _sub_pseudo(text: str) -> str:
     values = {"AWS::AccountId": ACCOUNT, "AWS::Region": REGION, "AWS::Partition": PARTITION}
     return re.sub(r"\$\{([^}]+)\}", lambda m: values[m.group(1)], text)
 
 
-def app_asset(synth: Synth, asset_url: str) -> tuple[str, Path]:
-    """The object key and source folder of the asset the user data downloads."""
+def asset_source(synth: Synth, asset_url: str) -> tuple[str, Path]:
+    """The object key and source folder of an asset the user data downloads."""
     match = re.fullmatch(r"s3://([^/]+)/(.+)", asset_url)
     if match is None:
-        raise BootCheckError(f"APP_ASSET_URL {asset_url!r} is not an s3:// URL")
+        raise BootCheckError(f"{asset_url!r} is not an s3:// URL")
     key = match.group(2)
     for asset in synth.assets.get("files", {}).values():
         for destination in asset["destinations"].values():
             if destination["objectKey"] == key:
                 return key, synth.outdir / asset["source"]["path"]
     raise BootCheckError(f"no asset in the assets manifest has the object key {key}")
+
+
+# A wheel file name (PEP 427): name, version, optional build tag, python-abi-platform tags.
+_WHEEL = re.compile(
+    r"^(?P<name>[^-]+)-(?P<version>[^-]+)(-\d[^-]*)?-(?P<tags>[^-]+-[^-]+-[^-]+)\.whl$"
+)
+
+
+def wheelhouse_for_container(wheelhouse: Path, python_version: str, cache: Path) -> Path:
+    """The synth's wheelhouse as the container's Python can install it: the same distributions
+    at the same versions; a wheel built for one CPython (the instances' 3.12) is replaced by the
+    same release's wheel for the container's Python (Debian 12's 3.11), downloaded once and
+    cached. Pure-Python wheels are the synth's own files."""
+    wheels = sorted(p.name for p in wheelhouse.glob("*.whl"))
+    pure = [w for w in wheels if (m := _WHEEL.match(w)) and m["tags"].endswith("-none-any")]
+    binary = [w for w in wheels if w not in pure]
+    if not binary:
+        return wheelhouse
+    recipe = json.dumps([python_version, platform.machine(), wheels])
+    folder = cache / hashlib.sha256(recipe.encode()).hexdigest()[:16]
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the variants boot in parallel
+        done = folder.with_name(folder.name + ".complete")
+        if not done.is_file():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            for name in pure:
+                shutil.copyfile(wheelhouse / name, folder / name)
+            pins = [f"{m['name']}=={m['version']}" for w in binary if (m := _WHEEL.match(w))]
+            machine = platform.machine()
+            result = subprocess.run(
+                [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+                 "--disable-pip-version-check", "--only-binary=:all:",
+                 f"--python-version={python_version}", "--implementation=cp",
+                 f"--platform=manylinux2014_{machine}", f"--platform=manylinux_2_28_{machine}",
+                 "--dest", str(folder), *pins],
+                capture_output=True, text=True, timeout=600, check=False,
+            )  # fmt: skip
+            if result.returncode != 0:
+                raise BootCheckError(
+                    f"pip download of {', '.join(pins)} for the container's Python "
+                    f"{python_version} failed:\n{result.stderr[-2000:]}"
+                )
+            done.write_text("\n".join(wheels) + "\n")
+    return folder
 
 
 def break_app(source: Path, wsgi_app: str, target: Path) -> str:
