@@ -40,6 +40,8 @@ class AppExpectations:
     page: str = "/"
     page_shows: str = ""
     """The name of the secret whose value the page shows."""
+    page_contains: str = ""
+    """Text the page shows (from the app's plain environment, say)."""
     static_file: str = ""
     """A file the release step collects: from ``static_dirs`` of the app asset into
     ``static_root``; the app serves it at ``static_url``."""
@@ -284,9 +286,16 @@ def check_page(
     shown = [s for s in secrets if s.name == expected.page_shows]
     outcome.check(
         status == "200"
+        and expected.page_contains in body
         and len(shown) == bool(expected.page_shows)
         and all(s.value in body for s in shown),
         f"GET {url} with Host: {expected.host} through Gunicorn: {status}"
+        + (
+            f", the page {'shows' if expected.page_contains in body else 'does NOT show'} "
+            f"{expected.page_contains!r}"
+            if expected.page_contains
+            else ""
+        )
         + "".join(
             f", the page {'shows' if s.value in body else 'does NOT show'} {s.name}'s value "
             f"(from {s.source})"

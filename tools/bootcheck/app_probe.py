@@ -7,13 +7,19 @@ the running Gunicorn from the outside. The user data, the unit and the config ar
 - ``/bootcheck/slow``: answers ``started``, then ``finished`` SLOW_SECONDS later (a request in
   flight for the graceful-stop check).
 
-Shipped into the app folder as ``bootcheck_probe.py``; the app's WSGI module ends with
-``application = bootcheck_probe.wrap(application)``. Standard library only; WSGI apps only.
+Shipped into the app folder as ``bootcheck_probe.py``; the app's module ends with
+``application = bootcheck_probe.wrap(application)`` (``module:name``), or, for a factory target
+(``module:create_app()``), ``create_app = bootcheck_probe.wrap_factory(create_app)``. WSGI and
+ASGI apps (an ASGI app is a coroutine function, or an object whose ``__call__`` is one).
+Standard library only.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import gc
+import inspect
 import json
 import os
 import time
@@ -52,7 +58,44 @@ def _slow() -> Iterator[bytes]:
     yield b"finished\n"
 
 
-def wrap(app: WsgiApp) -> WsgiApp:
+def wrap(app: Any) -> Any:
+    """The app answering the probe paths too (an ASGI app stays one)."""
+    asgi = inspect.iscoroutinefunction(app) or inspect.iscoroutinefunction(type(app).__call__)
+    return _wrap_asgi(app) if asgi else _wrap_wsgi(app)
+
+
+def wrap_factory(factory: Callable[..., Any]) -> Callable[..., Any]:
+    """A factory whose app answers the probe paths too."""
+
+    @functools.wraps(factory)
+    def create(*args: Any, **kwargs: Any) -> Any:
+        return wrap(factory(*args, **kwargs))
+
+    return create
+
+
+def _wrap_asgi(app: Any) -> Any:
+    async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        path = scope.get("path", "") if scope.get("type") == "http" else ""
+        if path not in (SETTINGS_PATH, SLOW_PATH):
+            await app(scope, receive, send)
+            return
+        body = json.dumps(worker_settings()).encode() if path == SETTINGS_PATH else b""
+        headers = [(b"content-type", b"application/json" if body else b"text/plain")]
+        if body:
+            headers.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        if body:
+            await send({"type": "http.response.body", "body": body})
+            return
+        await send({"type": "http.response.body", "body": b"started\n", "more_body": True})
+        await asyncio.sleep(SLOW_SECONDS)
+        await send({"type": "http.response.body", "body": b"finished\n"})
+
+    return application
+
+
+def _wrap_wsgi(app: WsgiApp) -> WsgiApp:
     def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if path == SETTINGS_PATH:

@@ -74,6 +74,8 @@ class Variant:
     flaky_network: bool = False
     """The stand-ins fail the first attempt of every network step (dnf, ``aws s3 cp``,
     cfn-signal): the boot must retry each one and still succeed."""
+    worker_class: str = "gthread"
+    """The Gunicorn worker class the stack configures."""
     app: app_checks.AppExpectations | None = None
     """What the variant's own app shows once booted (its page, its release step's work)."""
     from_pypi: bool = False
@@ -127,6 +129,19 @@ VARIANTS = (
             static_file="example/site.css",
             # examples/django/app/mysite/settings.py: STATIC_ROOT = $STATE_DIRECTORY/static
             static_root="/var/lib/gunicorn-app/static",
+        ),
+    ),
+    Variant(
+        "example-fastapi",
+        "the FastAPI example (cdk synth -c example=fastapi): an ASGI app from a factory "
+        "(main:create_app()) under uvicorn's Gunicorn worker, pydantic-core's compiled wheel",
+        60,
+        context={"example": "fastapi"},
+        worker_class="uvicorn_worker.UvicornWorker",
+        app=app_checks.AppExpectations(
+            host=f"gunicorn-alb-0123456789.{stack.REGION}.elb.{stack.URL_SUFFIX}",
+            # examples/fastapi/app/main.py: the stage comes from the `environment` prop
+            page_contains='"stage":"example"',
         ),
     ),
 )
@@ -263,7 +278,12 @@ def _check_running_instance(
     running.check_workers(outcome, instance, main_pid, workers)
     running.check_health(outcome, instance, health_url)
     running.check_effective_config(
-        outcome, instance, boot_env["APP_PORT"], variant.expected_idle, boot_env["GUNICORN_VERSION"]
+        outcome,
+        instance,
+        boot_env["APP_PORT"],
+        variant.expected_idle,
+        boot_env["GUNICORN_VERSION"],
+        variant.worker_class,
     )
     checks.check_nothing_left_by_user_data(outcome, instance)
     running.check_coupling_agent(outcome, instance, boot_env)

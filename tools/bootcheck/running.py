@@ -173,7 +173,7 @@ def check_health(outcome: Outcome, instance: Instance, url: str, when: str = "")
 
 
 def check_effective_config(
-    outcome: Outcome, instance: Instance, port: str, idle: int, version: str
+    outcome: Outcome, instance: Instance, port: str, idle: int, version: str, worker_class: str
 ) -> None:
     """Gunicorn's settings as a running worker holds them (the probe path reads the worker's own
     cfg object, which its keep-alive handling uses)."""
@@ -194,7 +194,7 @@ def check_effective_config(
         settings["keepalive"],
         idle + 5,
     )
-    outcome.equal("worker class of the running Gunicorn", settings["worker_class"], "gthread")
+    outcome.equal("worker class of the running Gunicorn", settings["worker_class"], worker_class)
     versions = instance.container.run(
         [f"{VENV}/bin/python", "-I", "-c", "import gunicorn; print(gunicorn.__version__)"]
     )

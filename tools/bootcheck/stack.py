@@ -473,13 +473,16 @@ def break_app(source: Path, wsgi_app: str, target: Path) -> str:
 
 
 def add_probe(source: Path, wsgi_app: str, target: Path) -> None:
-    """A copy of the app asset whose WSGI callable also answers the probe paths of
-    ``app_probe.py`` (shipped next to it as ``bootcheck_probe.py``)."""
+    """A copy of the app asset whose app (WSGI or ASGI, or the one its factory makes) also
+    answers the probe paths of ``app_probe.py`` (shipped next to it as ``bootcheck_probe.py``)."""
     shutil.copytree(source, target)
-    module_name, _, callable_name = wsgi_app.partition(":")
-    callable_name = callable_name or "application"
+    module_name, _, spec = wsgi_app.partition(":")
+    callable_name, call, _ = (spec or "application").partition("(")
     if not callable_name.isidentifier():
-        raise BootCheckError(f"the probe cannot wrap WSGI_APP={wsgi_app!r} (not module:name)")
+        raise BootCheckError(
+            f"the probe cannot wrap WSGI_APP={wsgi_app!r} (not module:name or module:factory(...))"
+        )
+    wrapper = "wrap_factory" if call else "wrap"
     module = target / (module_name.replace(".", "/") + ".py")
     if not module.is_file():
         raise BootCheckError(f"the app asset has no {module.relative_to(target)} for {wsgi_app}")
@@ -488,5 +491,5 @@ def add_probe(source: Path, wsgi_app: str, target: Path) -> None:
         module.read_text()
         + "\n\n# Added by the boot check to its copy of the app (tools/bootcheck/app_probe.py).\n"
         + "import bootcheck_probe as _bootcheck_probe  # noqa: E402\n\n"
-        + f"{callable_name} = _bootcheck_probe.wrap({callable_name})\n"
+        + f"{callable_name} = _bootcheck_probe.{wrapper}({callable_name})\n"
     )
