@@ -64,7 +64,7 @@ boot-check: setup bootcheck-rootfs
 # What the wheelhouse changes in the boot time: the reference app and the Django example, each
 # booted from the wheelhouse (no network) and as before it (pip from PyPI at boot, the host's
 # network), one boot at a time; prints the medians side by side.
-BOOT_TIME_VARIANTS ?= --variant default
+BOOT_TIME_VARIANTS ?= --variant default --variant example-django
 boot-time: setup bootcheck-rootfs
 	$(PY) -m tools.bootcheck.bootcheck $(BOOT_TIME_VARIANTS) --before-wheelhouse --runs $(RUNS)
 

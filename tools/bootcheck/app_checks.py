@@ -51,14 +51,10 @@ class AppExpectations:
 
 
 @dataclass(frozen=True)
-class SecretValue:
+class SecretValue(rendering.SecretRef):
     """One line of secrets.list (``NAME SOURCE ARN [FIELD]``) and the value AWS holds for it."""
 
-    name: str
-    source: str
-    arn: str
-    field: str
-    value: str
+    value: str = ""
 
 
 def fresh_secrets(user_data: str) -> list[SecretValue]:
@@ -69,7 +65,7 @@ def fresh_secrets(user_data: str) -> list[SecretValue]:
         if line.strip() and not line.startswith("#"):
             name, source, arn, field = [*line.split(), ""][:4]
             value = f"bootcheck-{name}-{token_hex(12)}"
-            found.append(SecretValue(name, source, arn, field, value))
+            found.append(SecretValue(name, source, arn, field, value=value))
     return found
 
 
