@@ -203,10 +203,17 @@ def check_effective_config(
 
 def check_restart(outcome: Outcome, instance: Instance, url: str, workers: int) -> None:
     """SIGKILL to the main process: systemd (Restart=always) starts Gunicorn again, with all its
-    workers."""
+    workers.
+
+    When the main process dies, systemd SIGKILLs what is left in the unit's control group
+    (KillMode=mixed) before the restart. Under systemd-nspawn on this host (cgroup v1) that kill
+    fails ("Failed to kill control group ... Input/output error"), and a worker that does not
+    watch its parent (uvicorn's) keeps the port, so the new master cannot bind. So the check
+    kills the old workers together with the master, as the control-group kill does."""
     box = instance.container
     before = box.systemctl_show(UNIT, "MainPID", "NRestarts")
-    box.run(["kill", "-KILL", before["MainPID"]])
+    old_workers = box.run(["ps", "--ppid", before["MainPID"], "-o", "pid="]).stdout.split()
+    box.run(["kill", "-KILL", before["MainPID"], *old_workers])
     deadline = time.monotonic() + RESTART_DEADLINE_SECONDS
     while True:
         after = box.systemctl_show(UNIT, "MainPID", "NRestarts", "ActiveState", "SubState")
@@ -221,7 +228,9 @@ def check_restart(outcome: Outcome, instance: Instance, url: str, workers: int) 
         restarted and int(after["NRestarts"]) == int(before["NRestarts"]) + 1,
         f"after SIGKILL to the main process {before['MainPID']}, systemd restarted {UNIT}: "
         f"main PID {after['MainPID']}, {after['ActiveState']} ({after['SubState']}), "
-        f"NRestarts {before['NRestarts']} -> {after['NRestarts']}",
+        f"NRestarts {before['NRestarts']} -> {after['NRestarts']}"
+        + f" (the old workers {' '.join(old_workers)} killed with it, as systemd's control-group"
+        " kill does on an instance)",
     )
     if restarted:
         check_health(outcome, instance, url, " after the restart")
