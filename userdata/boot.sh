@@ -9,6 +9,7 @@
 #   3. installs the app from its S3 asset, as root-owned files the app user can only read,
 #   4. starts Gunicorn under systemd as an unprivileged user,
 #   5. waits until the health path answers locally, then signals CloudFormation (cfn-signal).
+# Gunicorn's logs and this script's output go to CloudWatch Logs through the CloudWatch agent.
 # Any failure signals failure, so a broken boot rolls the deployment back.
 #
 # Usage: gunicorn-alb-boot /etc/gunicorn-alb/boot.env
@@ -148,6 +149,20 @@ install_signal_tool() {
   dnf install -y aws-cfn-bootstrap
 }
 
+# start_log_agent: logrotate for Gunicorn's log files and, when the construct made a log group,
+# the CloudWatch agent shipping those files and this boot's output (cloud-init's
+# /var/log/cloud-init-output.log) to it. Started before anything else can fail, so a failed boot's
+# log reaches CloudWatch too.
+start_log_agent() {
+  local packages=(logrotate)
+  [[ -z ${CLOUDWATCH_AGENT_CONFIG:-} ]] || packages+=(amazon-cloudwatch-agent)
+  dnf install -y "${packages[@]}"
+  [[ -n ${CLOUDWATCH_AGENT_CONFIG:-} ]] || return 0
+  log "shipping logs to CloudWatch Logs with ${CLOUDWATCH_AGENT_CONFIG}"
+  "${CLOUDWATCH_AGENT_CTL:-/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl}" \
+    -a fetch-config -m ec2 -c "file:${CLOUDWATCH_AGENT_CONFIG}" -s
+}
+
 install_python_and_gunicorn() {
   log "installing ${PYTHON} and gunicorn==${GUNICORN_VERSION}"
   dnf install -y "${PYTHON}" "${PYTHON}-pip"
@@ -233,6 +248,7 @@ main() {
   source "$env_file"
   trap on_exit EXIT
   install_signal_tool
+  start_log_agent
   derive_timeouts
   check_synth_values
   follow_live_idle_timeout

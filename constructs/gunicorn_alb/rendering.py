@@ -11,13 +11,14 @@ from __future__ import annotations
 import base64
 import gzip
 import io
+import json
 import re
 import tarfile
 from dataclasses import dataclass
 from importlib import resources
 from string import Template
 
-from gunicorn_alb import timeouts
+from gunicorn_alb import instance_logs, timeouts
 from gunicorn_alb.timeouts import CoupledTimeouts
 
 GUNICORN_VERSION = "27.0.1"
@@ -71,6 +72,8 @@ class InstanceConfig:
     and through the coupling agent); empty: no live coupling, the configured value only."""
     aws_region: str = ""
     """The region of the AWS calls (the target group's); empty: the AWS CLI's own default."""
+    log_group_name: str = ""
+    """The CloudWatch Logs group the agent ships to (a token in a stack); empty: no agent."""
 
 
 def _resource(name: str) -> str:
@@ -116,6 +119,7 @@ def render_boot_env(config: InstanceConfig) -> str:
         "cfn_region": config.cfn_region,
         "target_group_arn": config.target_group_arn,
         "aws_region": config.aws_region,
+        "cloudwatch_agent_config": instance_logs.AGENT_CONFIG_PATH if config.log_group_name else "",
     }
     for key, value in values.items():
         # Space-separated lists are quoted in the template; everything else must be one word.
@@ -138,6 +142,7 @@ def render_gunicorn_conf(config: InstanceConfig) -> str:
             "max_requests": t.max_requests,
             "max_requests_jitter": t.max_requests_jitter,
             "forwarded_allow_ips": config.forwarded_allow_ips,
+            "access_log_format": repr(instance_logs.ACCESS_LOG_FORMAT),
         },
     )
 
@@ -155,6 +160,19 @@ def coupling_agent() -> str:
     return _resource("coupling.sh")
 
 
+def render_cloudwatch_agent_config(config: InstanceConfig) -> str:
+    """The CloudWatch agent's configuration: Gunicorn's logs and the boot log to the log group,
+    one stream per instance. Values are JSON-escaped into the template."""
+    values = {
+        "log_group_name": config.log_group_name,
+        "log_stream": instance_logs.LOG_STREAM,
+        "error_log_start": instance_logs.ERROR_LOG_START,
+    }
+    return _render(
+        "cloudwatch-agent.json.tmpl", {k: json.dumps(v)[1:-1] for k, v in values.items()}
+    )
+
+
 def render_files(config: InstanceConfig) -> dict[str, str]:
     """Every file the user data drops on the instance, by absolute path. The coupling agent and
     its units come only with a target group to follow."""
@@ -163,11 +181,14 @@ def render_files(config: InstanceConfig) -> dict[str, str]:
         GUNICORN_CONF_PATH: render_gunicorn_conf(config),
         UNIT_PATH: render_unit(config),
         BOOT_SCRIPT_PATH: boot_script(),
+        instance_logs.LOGROTATE_PATH: _resource("gunicorn-app.logrotate"),
     }
     if config.target_group_arn:
         files[COUPLING_AGENT_PATH] = coupling_agent()
         files[COUPLING_SERVICE_PATH] = _resource("gunicorn-alb-coupling.service")
         files[COUPLING_TIMER_PATH] = _resource("gunicorn-alb-coupling.timer")
+    if config.log_group_name:
+        files[instance_logs.AGENT_CONFIG_PATH] = render_cloudwatch_agent_config(config)
     return files
 
 
@@ -177,6 +198,7 @@ PACKED_PATHS = (
     COUPLING_AGENT_PATH,
     COUPLING_SERVICE_PATH,
     COUPLING_TIMER_PATH,
+    instance_logs.LOGROTATE_PATH,
 )
 """Files the user data carries in one gzip-compressed tar, base64-encoded (those without a
 CloudFormation token): EC2 limits user data to 16 KB before its own base64 encoding, and the

@@ -116,6 +116,7 @@ def test_render_command_writes_the_files_an_instance_receives(tmp_path: Path, ca
         "gunicorn-alb-boot",
         "gunicorn-app.service",
         "gunicorn.conf.py",
+        "logrotate.d-gunicorn-app",
         "user-data.sh",
     ]
     assert "SYNTH_KEEPALIVE_SECONDS=125" in (tmp_path / "boot.env").read_text()
