@@ -1,0 +1,75 @@
+"""The CloudWatch Logs log group the instances ship Gunicorn's logs and the boot log to, and its
+KMS key. What goes into it (files, streams, format) is :mod:`gunicorn_alb.instance_logs`."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+DEFAULT_RETENTION = logs.RetentionDays.ONE_YEAR
+"""A year: Control Tower's CT.CLOUDWATCH.PR.2 (a proactive control, enforced at deploy time as a
+CloudFormation hook where enabled) requires at least 365 days."""
+
+
+def logs_key_statement() -> iam.PolicyStatement:
+    """What the CloudWatch Logs user guide ("Encrypt log data in CloudWatch Logs using AWS KMS")
+    asks of a key policy: the regional logs service principal may use the key, for log groups
+    of this account and region only (encryption-context condition). The group's own ARN cannot
+    be named: the group refers to the key, so the key's policy referring to the group would be a
+    dependency cycle."""
+    return iam.PolicyStatement(
+        sid="AllowCloudWatchLogsOfThisAccountAndRegion",
+        principals=[iam.ServicePrincipal(f"logs.{cdk.Aws.REGION}.amazonaws.com")],
+        actions=[
+            "kms:Encrypt*",
+            "kms:Decrypt*",
+            "kms:ReEncrypt*",
+            "kms:GenerateDataKey*",
+            "kms:Describe*",
+        ],
+        resources=["*"],
+        conditions={
+            "ArnLike": {
+                "kms:EncryptionContext:aws:logs:arn": (
+                    f"arn:{cdk.Aws.PARTITION}:logs:{cdk.Aws.REGION}:{cdk.Aws.ACCOUNT_ID}"
+                    ":log-group:*"
+                )
+            }
+        },
+    )
+
+
+def new_instance_log_group(
+    scope: Construct,
+    id: str,
+    *,
+    retention: logs.RetentionDays,
+    encryption_key: kms.IKey | None,
+) -> tuple[logs.LogGroup, kms.IKey]:
+    """A log group encrypted with ``encryption_key``, or with a new customer-managed key (with
+    rotation) when None. Both are retained when the stack is deleted, like CDK's defaults: the
+    logs stay readable until they expire. An imported key's policy cannot be changed from here:
+    a warning says what to grant."""
+    key = encryption_key
+    if key is None:
+        key = kms.Key(
+            scope,
+            f"{id}Key",
+            description="Encrypts the gunicorn-alb instance logs (CloudWatch Logs)",
+            enable_key_rotation=True,
+        )
+    added = key.add_to_resource_policy(logs_key_statement())
+    if not added.statement_added:
+        cdk.Annotations.of(scope).add_warning_v2(
+            "gunicorn-alb:log-key-policy",
+            "log_encryption_key is imported, so its key policy cannot be changed here: allow the "
+            "principal logs.<region>.amazonaws.com kms:Encrypt*, kms:Decrypt*, kms:ReEncrypt*, "
+            "kms:GenerateDataKey* and kms:Describe* with the condition ArnLike "
+            "kms:EncryptionContext:aws:logs:arn arn:<partition>:logs:<region>:<account>:"
+            "log-group:*, or the log group cannot be created.",
+        )
+    group = logs.LogGroup(scope, id, retention=retention, encryption_key=key)
+    return group, key
