@@ -6,8 +6,8 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import signal
 import re
+import signal
 import socket
 import subprocess
 import sys
