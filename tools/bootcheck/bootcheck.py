@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gunicorn_alb import rendering
+from gunicorn_alb import instance_logs, rendering
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -625,6 +625,7 @@ class Sandbox:
                     "al2023_packages": packages,
                     "cfn_signal_launcher": "/bootcheck/libexec/cfn-signal",
                     "elbv2": elbv2 or {"target_groups": {}, "idle_timeouts": {}},
+                    "agent_ctl_launcher": "/bootcheck/libexec/amazon-cloudwatch-agent-ctl",
                 },
                 indent=2,
             )
@@ -636,6 +637,7 @@ class Sandbox:
             ("systemctl", self.bin),
             ("aws", self.bin),
             ("cfn-signal", self.libexec),
+            ("amazon-cloudwatch-agent-ctl", self.libexec),
         ):
             launcher = folder / tool
             launcher.write_text(
@@ -1023,10 +1025,11 @@ def check_calls(outcome: Outcome, calls: list[dict[str, Any]], boot_env: dict[st
     dnf = [c for c in calls if c["tool"] == "dnf"]
     requested = [p for c in dnf for p in c.get("packages", [])]
     python = boot_env["PYTHON"]
+    expected = {python, f"{python}-pip", "aws-cfn-bootstrap", "logrotate"}
+    if boot_env.get("CLOUDWATCH_AGENT_CONFIG"):
+        expected.add("amazon-cloudwatch-agent")
     outcome.check(
-        bool(dnf)
-        and all(c["exit"] == 0 for c in dnf)
-        and {python, f"{python}-pip", "aws-cfn-bootstrap"} <= set(requested),
+        bool(dnf) and all(c["exit"] == 0 for c in dnf) and expected <= set(requested),
         f"dnf installs real AL2023 packages: {' '.join(requested) or 'none'}",
     )
     aws = [c for c in calls if c["tool"] == "aws" and c["argv"][:2] == ["s3", "cp"]]
@@ -1060,6 +1063,68 @@ def check_calls(outcome: Outcome, calls: list[dict[str, Any]], boot_env: dict[st
         )
 
 
+def check_log_agent(
+    outcome: Outcome, calls: list[dict[str, Any]], boot_env: dict[str, str]
+) -> None:
+    """The CloudWatch agent got the written configuration before Gunicorn started (so even a
+    failed boot's log is shipped), collecting Gunicorn's logs and the boot log."""
+    config_path = boot_env.get("CLOUDWATCH_AGENT_CONFIG", "")
+    agent = [c for c in calls if c["tool"] == "amazon-cloudwatch-agent-ctl"]
+    if not config_path:
+        outcome.check(not agent, "no CloudWatch agent without a log group")
+        return
+    starts = [i for i, c in enumerate(calls) if c["tool"] == "systemctl" and "start" in c["argv"]]
+    first = next((i for i, c in enumerate(calls) if c["tool"] == "amazon-cloudwatch-agent-ctl"), -1)
+    collected = [path for path, _ in agent[0].get("collected", [])] if agent else []
+    outcome.check(
+        len(agent) == 1
+        and agent[0]["exit"] == 0
+        and agent[0]["argv"]
+        == ["-a", "fetch-config", "-m", "ec2", "-c", f"file:{config_path}", "-s"]
+        and (not starts or first < starts[0])
+        and collected
+        == [instance_logs.ACCESS_LOG, instance_logs.ERROR_LOG, instance_logs.BOOT_LOG],
+        f"the CloudWatch agent was configured once from {config_path}, before Gunicorn started, "
+        f"collecting {', '.join(collected) or 'nothing'}",
+    )
+
+
+def check_app_logs(outcome: Outcome, box: Sandbox, boot_env: dict[str, str]) -> None:
+    """Gunicorn writes its access log under LogsDirectory= in the documented format, and the
+    written logrotate configuration rotates it under the real logrotate without losing Gunicorn's
+    file (copytruncate: the next request lands in the truncated file)."""
+    access = box.host_path(instance_logs.ACCESS_LOG)
+    lines = access.read_text().splitlines() if access.is_file() else []
+    try:
+        parsed = instance_logs.parse_access_line(lines[-1]) if lines else None
+    except ValueError:
+        parsed = None
+    outcome.check(
+        parsed is not None and parsed.status == 200,
+        f"Gunicorn's access log {instance_logs.ACCESS_LOG} holds the health probes in "
+        f"ACCESS_LOG_FORMAT (last line: {lines[-1] if lines else 'none'})",
+    )
+    result = box.run(
+        ["logrotate", "-f", "-s", "/tmp/logrotate.status", instance_logs.LOGROTATE_PATH],
+        timeout=60,
+        capture_output=True,
+    )
+    rotated = box.host_path(f"{instance_logs.ACCESS_LOG}.1")
+    url = f"http://127.0.0.1:{boot_env['APP_PORT']}{boot_env['HEALTH_CHECK_PATH']}?rotated"
+    http_get(url)
+    after = access.read_text().splitlines() if access.is_file() else []
+    outcome.check(
+        result.returncode == 0
+        and rotated.is_file()
+        and rotated.read_text().splitlines() == lines
+        and len(after) == 1
+        and "?rotated " in after[0],
+        f"logrotate -f {instance_logs.LOGROTATE_PATH} (exit {result.returncode}) moved "
+        f"{len(lines)} lines to access.log.1 and Gunicorn wrote on into the truncated file"
+        + ("" if result.returncode == 0 else f":\n{_tail(result.stdout + result.stderr)}"),
+    )
+
+
 def check_failed_boot(
     outcome: Outcome, box: Sandbox, calls: list[dict[str, Any]], boot_env: dict[str, str],
     output: str, missing_module: str,
@@ -1070,9 +1135,12 @@ def check_failed_boot(
         f"the boot script gave up on the health path after HEALTH_WAIT_SECONDS={wait}",
     )
     journal = box.log / f"{UNIT}.log"
+    error_log = box.host_path(instance_logs.ERROR_LOG)
+    said = "".join(p.read_text() for p in (journal, error_log) if p.is_file())
     outcome.check(
-        journal.is_file() and f"No module named '{missing_module}'" in journal.read_text(),
-        f"Gunicorn's log shows the app's import error (No module named '{missing_module}')",
+        f"No module named '{missing_module}'" in said,
+        f"Gunicorn's error log ({instance_logs.ERROR_LOG}, shipped to CloudWatch) shows the "
+        f"app's import error (No module named '{missing_module}')",
     )
     starts, signals = _systemctl(calls, "start"), _cfn_signals(calls)
     if starts and signals:
@@ -1156,10 +1224,12 @@ def run_variant(variant: Variant, synth: Synth, work: Path, python: HostPython) 
             outcome.check(exit_code != 0, f"the user data exits non-zero (exit {exit_code})")
         if success:
             check_calls(outcome, calls, boot_env)
+            check_log_agent(outcome, calls, boot_env)
             check_written_files(outcome, box, variant.expected_idle)
             check_gunicorn_config(outcome, box, variant.expected_idle, boot_env["GUNICORN_VERSION"])
             check_unit_verifies(outcome, box)
             main_pid = check_running(outcome, box, boot_env, len(cpus) * 2 + 1)
+            check_app_logs(outcome, box, boot_env)
             check_signal(outcome, calls, boot_env, success=True)
             if namespace is not None and main_pid is not None:
                 strays = {
@@ -1172,6 +1242,7 @@ def run_variant(variant: Variant, synth: Synth, work: Path, python: HostPython) 
                 )
         else:
             check_signal(outcome, calls, boot_env, success=False)
+            check_log_agent(outcome, calls, boot_env)
             check_failed_boot(outcome, box, calls, boot_env, output, missing_module)
             left = processes_in(namespace) if namespace else {}
             outcome.check(

@@ -1,6 +1,6 @@
-"""Stand-ins for the four commands the boot script needs that cannot run in the boot check's
-sandbox: ``dnf``, ``systemctl``, ``cfn-signal`` and ``aws s3 cp``. Everything else the boot script
-runs is the real program.
+"""Stand-ins for the commands the boot script needs that cannot run in the boot check's sandbox:
+``dnf``, ``systemctl``, ``cfn-signal``, ``aws s3 cp`` and the CloudWatch agent's
+``amazon-cloudwatch-agent-ctl``. Everything else the boot script runs is the real program.
 
 Runs inside the sandbox, under the host's Python in isolated mode (``python -I shims.py TOOL
 ARGS...``), from small launchers ``bootcheck.py`` writes. Settings come from
@@ -53,6 +53,7 @@ EMULATED_SERVICE_KEYS = frozenset(
         "Environment",
         "EnvironmentFile",
         "StateDirectory",
+        "LogsDirectory",
         "UMask",
         "KillMode",
         "TimeoutStartSec",
@@ -156,6 +157,17 @@ def _provide(name: str, settings: dict[str, Any]) -> str:
             target.unlink()
         target.symlink_to(settings["cfn_signal_launcher"])
         return f"{target} (the recording cfn-signal)"
+    if name == "amazon-cloudwatch-agent":
+        # The real package installs the agent under /opt/aws/amazon-cloudwatch-agent.
+        target = Path(AGENT_CTL)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.is_symlink() or target.exists():
+            target.unlink()
+        target.symlink_to(settings["agent_ctl_launcher"])
+        return f"{target} (the recording amazon-cloudwatch-agent-ctl)"
+    if name == "logrotate":
+        # The host's logrotate (read-only /usr); the boot check runs it on the written config.
+        return "the host's logrotate"
     raise ShimError(
         f"{name} is an AL2023 package the boot check cannot provide; add a rule to shims.py"
     )
@@ -275,6 +287,8 @@ def _service_environment(unit: Unit, user: pwd.struct_passwd | None) -> dict[str
         }
     for name in service.get("StateDirectory", []):
         env["STATE_DIRECTORY"] = f"/var/lib/{name}"
+    for name in service.get("LogsDirectory", []):
+        env["LOGS_DIRECTORY"] = f"/var/log/{name}"
     for value in service.get("Environment", []):
         for assignment in shlex.split(value):
             key, _, val = assignment.partition("=")
@@ -358,11 +372,12 @@ def _start(name: str, argv: list[str]) -> int:
     working_directory = _last(unit, "Service", "WorkingDirectory", "/").lstrip("-")
     if working_directory == "~":
         working_directory = user.pw_dir if user else "/root"
-    for state_name in service.get("StateDirectory", []):
-        state_dir = Path("/var/lib") / state_name
-        state_dir.mkdir(parents=True, exist_ok=True)
-        if user is not None:
-            os.chown(state_dir, user.pw_uid, user.pw_gid)
+    for root, key in (("/var/lib", "StateDirectory"), ("/var/log", "LogsDirectory")):
+        for state_name in service.get(key, []):
+            state_dir = Path(root) / state_name
+            state_dir.mkdir(parents=True, exist_ok=True)
+            if user is not None:
+                os.chown(state_dir, user.pw_uid, user.pw_gid)
     kill_mode = _last(unit, "Service", "KillMode", "control-group")
     if kill_mode not in ("mixed", "control-group"):
         raise ShimError(f"KillMode={kill_mode} is not implemented")
@@ -543,6 +558,34 @@ def systemctl(argv: list[str]) -> int:
     raise ShimError(f"`systemctl {verb}` is not implemented")
 
 
+# --- amazon-cloudwatch-agent-ctl ----------------------------------------------------------------
+
+AGENT_CTL = "/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl"
+
+
+def agent_ctl(argv: list[str]) -> int:
+    """``amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -c file:PATH -s``: reads the
+    configuration as the agent would (JSON with files to collect into a log group) and records
+    it; nothing is shipped."""
+    options = _options(argv, {})
+    if (options.get("-a"), options.get("-m"), "-s" in argv) != ("fetch-config", "ec2", True):
+        raise ShimError(f"only `-a fetch-config -m ec2 -c file:... -s` is implemented: {argv}")
+    source = options.get("-c", "")
+    if not source.startswith("file:"):
+        raise ShimError(f"only a file: configuration is implemented, got -c {source!r}")
+    path = Path(source.removeprefix("file:"))
+    try:
+        agent = json.loads(path.read_text())
+        files = agent["logs"]["logs_collected"]["files"]["collect_list"]
+        collected = [(entry["file_path"], entry["log_group_name"]) for entry in files]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        print(f"E! invalid agent configuration {path}: {error!r}", file=sys.stderr)
+        record("amazon-cloudwatch-agent-ctl", argv, 1, config=str(path), error=repr(error))
+        return 1
+    record("amazon-cloudwatch-agent-ctl", argv, 0, config=str(path), collected=collected)
+    return 0
+
+
 # --- cfn-signal ---------------------------------------------------------------------------------
 
 
@@ -650,7 +693,13 @@ def aws(argv: list[str]) -> int:
     return 0
 
 
-TOOLS = {"dnf": dnf, "systemctl": systemctl, "cfn-signal": cfn_signal, "aws": aws}
+TOOLS = {
+    "dnf": dnf,
+    "systemctl": systemctl,
+    "cfn-signal": cfn_signal,
+    "aws": aws,
+    "amazon-cloudwatch-agent-ctl": agent_ctl,
+}
 
 
 def main() -> int:
