@@ -4,10 +4,13 @@ KMS key. What goes into it (files, streams, format) is :mod:`gunicorn_alb.instan
 from __future__ import annotations
 
 import aws_cdk as cdk
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from constructs import Construct
+
+from gunicorn_alb.props import ServiceProps
 
 DEFAULT_RETENTION = logs.RetentionDays.ONE_YEAR
 """A year: Control Tower's CT.CLOUDWATCH.PR.2 (a proactive control, enforced at deploy time as a
@@ -72,4 +75,22 @@ def new_instance_log_group(
             "log-group:*, or the log group cannot be created.",
         )
     group = logs.LogGroup(scope, id, retention=retention, encryption_key=key)
+    return group, key
+
+
+def add_instance_logs(
+    scope: Construct, props: ServiceProps, launch_template: ec2.LaunchTemplate
+) -> tuple[logs.LogGroup | None, kms.IKey | None]:
+    """The ``InstanceLogs`` group (and its key) the instances may write to, unless
+    ``instance_logs`` is off."""
+    if not props.instance_logs:
+        return None, None
+    group, key = new_instance_log_group(
+        scope,
+        "InstanceLogs",
+        retention=props.log_retention,
+        encryption_key=props.log_encryption_key,
+    )
+    assert launch_template.role is not None
+    group.grant_write(launch_template.role)
     return group, key

@@ -219,6 +219,7 @@ def add_monitoring(
     load_balancer: elbv2.ApplicationLoadBalancer,
     target_group: elbv2.ApplicationTargetGroup,
     alarm_topic: sns.ITopic | None,
+    auto_scaling_group: autoscaling.IAutoScalingGroup | None = None,
 ) -> ServiceMonitoring | None:
     """The alarms and the dashboard (``Monitoring``), unless ``monitoring`` is off."""
     if not props.monitoring:
@@ -230,4 +231,6 @@ def add_monitoring(
         target_group=target_group,
         thresholds=props.alarm_thresholds or AlarmThresholds(),
         alarm_topic=alarm_topic,
+        auto_scaling_group=auto_scaling_group,
+        requests_per_target_per_minute=props.requests_per_target_per_minute,
     )

@@ -10,6 +10,8 @@ import aws_cdk as cdk
 from aws_cdk import aws_autoscaling as autoscaling
 from aws_cdk import aws_ec2 as ec2
 
+from gunicorn_alb.props import ServiceProps
+
 DEFAULT_INSTANCE_TYPE = ec2.InstanceType.of(ec2.InstanceClass.T3, ec2.InstanceSize.SMALL)
 
 
@@ -39,10 +41,7 @@ def mixed_instances_policy(
 
 
 def add_target_tracking(
-    group: autoscaling.AutoScalingGroup,
-    *,
-    requests_per_target_per_minute: float | None,
-    cpu_target_utilization_percent: float | None,
+    group: autoscaling.AutoScalingGroup, props: ServiceProps
 ) -> dict[str, autoscaling.TargetTrackingScalingPolicy]:
     """Target-tracking policies on the ALB's requests per target and, optionally, average CPU.
 
@@ -51,13 +50,13 @@ def add_target_tracking(
     deregisters the instance and waits the target group's deregistration delay before it
     terminates it."""
     policies: dict[str, autoscaling.TargetTrackingScalingPolicy] = {}
-    if requests_per_target_per_minute is not None:
+    if props.requests_per_target_per_minute is not None:
         policies["request_count"] = group.scale_on_request_count(
-            "RequestCountScaling", target_requests_per_minute=requests_per_target_per_minute
+            "RequestCountScaling", target_requests_per_minute=props.requests_per_target_per_minute
         )
-    if cpu_target_utilization_percent is not None:
+    if props.cpu_target_utilization_percent is not None:
         policies["cpu"] = group.scale_on_cpu_utilization(
-            "CpuScaling", target_utilization_percent=cpu_target_utilization_percent
+            "CpuScaling", target_utilization_percent=props.cpu_target_utilization_percent
         )
     return policies
 
@@ -66,15 +65,6 @@ def group_metrics() -> list[autoscaling.GroupMetrics]:
     """Every group metric at 1-minute granularity (free of charge): the dashboard's capacity
     widget draws ``GroupInServiceInstances``, ``GroupDesiredCapacity`` and ``GroupMaxSize``."""
     return [autoscaling.GroupMetrics.all()]
-
-
-def architecture(instance_type: ec2.InstanceType) -> str:
-    """The CPU architecture of an instance type, as a name (``x86_64``, ``arm64``)."""
-    return str(instance_type.architecture.value)
-
-
-def instance_type_name(instance_type: ec2.InstanceType) -> str:
-    return instance_type.to_string()
 
 
 def warmup(grace_period: int) -> cdk.Duration:

@@ -20,6 +20,8 @@ from aws_cdk import aws_autoscaling as autoscaling
 from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_route53 as route53
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
@@ -27,6 +29,7 @@ from constructs import Construct
 
 from gunicorn_alb import rendering
 from gunicorn_alb.access_logs import add_access_logs
+from gunicorn_alb.capacity import REQUESTS_PER_TARGET_PER_MINUTE_DEFAULT
 from gunicorn_alb.instances import (
     SIGNAL_TIMEOUT,
     add_instance_files,
@@ -39,6 +42,7 @@ from gunicorn_alb.load_balancer import (
     new_load_balancer,
     new_target_group,
 )
+from gunicorn_alb.log_group import DEFAULT_RETENTION, add_instance_logs
 from gunicorn_alb.monitoring import (
     AlarmThresholds,
     ServiceMonitoring,
@@ -46,6 +50,7 @@ from gunicorn_alb.monitoring import (
     alarm_topic_for,
 )
 from gunicorn_alb.props import ServiceProps
+from gunicorn_alb.scaling import add_target_tracking
 from gunicorn_alb.timeouts import (
     HEALTHY_THRESHOLD_DEFAULT,
     UNHEALTHY_THRESHOLD_DEFAULT,
@@ -108,13 +113,26 @@ class ApplicationLoadBalancedGunicornService(Construct):
         ``gevent``; ``sync`` is refused). Default: - ``gthread``
     :param threads: threads per worker. Default: - 4
     :param workers_per_cpu: Gunicorn workers per CPU of the instance, plus one. Default: - 2
-    :param instance_type: the instance type. Default: - t3.small
+    :param instance_type: the instance type. Default: - t3.small (unless ``instance_types``)
+    :param instance_types: several instance types of one CPU architecture (at most 40, the first
+        preferred for On-Demand), through a mixed-instances policy; exclusive with
+        ``instance_type``. Default: - one type, ``instance_type``
+    :param spot_percentage: with ``instance_types``, the percentage (0-100) of the capacity above
+        ``on_demand_base_capacity`` that runs on Spot; above 0 turns capacity rebalancing on.
+        Default: - 0 (all On-Demand)
+    :param on_demand_base_capacity: with ``instance_types``, how many instances are On-Demand
+        before ``spot_percentage`` applies. Default: - ``min_capacity``
     :param machine_image: the AMI. Default: - latest Amazon Linux 2023 (SSM public parameter)
     :param min_capacity: Default: - 2
     :param max_capacity: at least 2, so a rolling update keeps an instance in service.
         Default: - 4
     :param desired_capacity: Default: - not set: the ASG starts at ``min_capacity`` and a deploy
         does not reset a scaled group
+    :param requests_per_target_per_minute: target-tracking scaling on the ALB's requests per
+        target per minute (``ALBRequestCountPerTarget``); None turns it off.
+        Default: - 1000 (the reasoning is in :mod:`gunicorn_alb.capacity`)
+    :param cpu_target_utilization_percent: a second target-tracking policy on the group's average
+        CPU utilization, 1-100. Default: - none
     :param deregistration_delay: override; see :mod:`gunicorn_alb.timeouts`.
         Default: - min(idle timeout, 3600 s); 3600 s when the idle timeout is a parameter
     :param graceful_timeout: Gunicorn ``graceful_timeout`` override.
@@ -138,6 +156,11 @@ class ApplicationLoadBalancedGunicornService(Construct):
     :param termination_hook_timeout: add a termination lifecycle hook that holds a terminating
         instance this long (after the ALB has drained it) for your own clean-up; complete the
         lifecycle action to end it early. Default: - no hook
+    :param instance_logs: ship Gunicorn's access and error logs and the boot log to a CloudWatch
+        Logs log group, one stream per instance, with the CloudWatch agent. Default: - True
+    :param log_retention: how long the log group keeps logs. Default: - one year
+    :param log_encryption_key: the KMS key that encrypts the log group (its policy must let
+        CloudWatch Logs use it). Default: - a new customer-managed key with rotation
     """
 
     timeouts: CoupledTimeouts
@@ -155,6 +178,13 @@ class ApplicationLoadBalancedGunicornService(Construct):
     """The SNS topic the alarms and the ASG's scaling events notify, if any."""
     auto_scaling_group: autoscaling.AutoScalingGroup
     """The instances' Auto Scaling group."""
+    scaling_policies: dict[str, autoscaling.TargetTrackingScalingPolicy]
+    """The target-tracking policies by name (``request_count``, ``cpu``)."""
+    instance_log_group: logs.LogGroup | None
+    """The CloudWatch Logs group of Gunicorn's logs and the boot log (None when
+    ``instance_logs`` is off)."""
+    instance_log_key: kms.IKey | None
+    """The KMS key that encrypts ``instance_log_group``."""
     target_group: elbv2.ApplicationTargetGroup
     """The target group of the instances."""
     certificate: acm.ICertificate | None
@@ -199,10 +229,15 @@ class ApplicationLoadBalancedGunicornService(Construct):
         threads: int = 4,
         workers_per_cpu: int = 2,
         instance_type: ec2.InstanceType | None = None,
+        instance_types: Sequence[ec2.InstanceType] | None = None,
+        spot_percentage: int = 0,
+        on_demand_base_capacity: int | None = None,
         machine_image: ec2.IMachineImage | None = None,
         min_capacity: int = 2,
         max_capacity: int = 4,
         desired_capacity: int | None = None,
+        requests_per_target_per_minute: int | None = REQUESTS_PER_TARGET_PER_MINUTE_DEFAULT,
+        cpu_target_utilization_percent: float | None = None,
         deregistration_delay: cdk.Duration | None = None,
         graceful_timeout: cdk.Duration | None = None,
         stop_timeout: cdk.Duration | None = None,
@@ -217,22 +252,29 @@ class ApplicationLoadBalancedGunicornService(Construct):
         alarm_thresholds: AlarmThresholds | None = None,
         alarm_topic: sns.ITopic | None = None,
         termination_hook_timeout: cdk.Duration | None = None,
+        instance_logs: bool = True,
+        log_retention: logs.RetentionDays = DEFAULT_RETENTION,
+        log_encryption_key: kms.IKey | None = None,
     ) -> None:
         super().__init__(scope, id)
         props = ServiceProps.of(locals())  # the keyword arguments above, as one value
         # 1. Every check, before any resource exists: one ValueError lists all problems.
         checked = check_props(props)
-        for advisory_id, message in checked.timeouts.advisories:
+        for advisory_id, message in checked.advisories:
             cdk.Annotations.of(self).add_warning_v2(f"gunicorn-alb:{advisory_id}", message)
         self.timeouts = checked.timeouts
         self.gunicorn_keepalive = checked.timeouts.keepalive
         # 2. The load balancer and its access logs.
         self.load_balancer = new_load_balancer(self, props, checked)
         self.access_logs_bucket = add_access_logs(self, self.load_balancer, props)
-        # 3. The instances: role, security group, app asset, launch template; the alarm topic
-        #    the group notifies; the group itself.
+        # 3. The instances: role, security group, app asset, launch template; the log group
+        #    they ship their logs to; the alarm topic the group notifies; the group itself (one
+        #    instance type, or several through a mixed-instances policy).
         launch = new_launch_template(self, props, checked)
         self.launch_template = launch.launch_template
+        self.instance_log_group, self.instance_log_key = add_instance_logs(
+            self, props, launch.launch_template
+        )
         self.alarm_topic = alarm_topic_for(self, props)
         self.auto_scaling_group = new_auto_scaling_group(
             self, props, checked, self.launch_template, self.alarm_topic
@@ -243,13 +285,26 @@ class ApplicationLoadBalancedGunicornService(Construct):
         self.certificate = listeners.certificate
         self.listener = listeners.listener
         self.redirect_listener = listeners.redirect_listener
-        # 5. The files each instance receives, in the launch template's user data.
+        # 5. Target tracking, after the listeners: request-count scaling needs the target group
+        #    behind a listener.
+        self.scaling_policies = add_target_tracking(self.auto_scaling_group, props)
+        # 6. The files each instance receives, in the launch template's user data.
         self.instance_config = add_instance_files(
-            props, checked, launch, self.auto_scaling_group, self.target_group
+            props,
+            checked,
+            launch,
+            self.auto_scaling_group,
+            self.target_group,
+            self.instance_log_group,
         )
-        # 6. Alarms and the dashboard.
+        # 7. Alarms and the dashboard (with the group's capacity).
         self.monitoring = add_monitoring(
-            self, props, self.load_balancer, self.target_group, self.alarm_topic
+            self,
+            props,
+            self.load_balancer,
+            self.target_group,
+            self.alarm_topic,
+            self.auto_scaling_group,
         )
 
     @property

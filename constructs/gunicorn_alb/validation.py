@@ -20,7 +20,7 @@ from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_route53 as route53
 
-from gunicorn_alb import timeouts
+from gunicorn_alb import capacity, timeouts
 from gunicorn_alb.props import ServiceProps
 
 _WSGI_TARGET = re.compile(
@@ -52,6 +52,8 @@ class CheckedProps:
     """The app directory uploaded as the asset."""
     app_requirements: str
     """The requirements file inside it to install, or ``""``."""
+    advisories: list[tuple[str, str]]
+    """Warnings a user may accept, as ``(id, message)`` pairs."""
 
 
 def check_props(props: ServiceProps) -> CheckedProps:
@@ -83,6 +85,7 @@ def check_props(props: ServiceProps) -> CheckedProps:
     problems += _check_load_balancer(props)
     problems += _check_capacity(props.min_capacity, props.max_capacity, props.desired_capacity)
     problems += _check_instances(props)
+    problems += _check_scaling(props)
     app_path, requirements = _check_app(
         problems, props.app_directory, props.wsgi_app, props.app_requirements
     )
@@ -102,6 +105,10 @@ def check_props(props: ServiceProps) -> CheckedProps:
         port=port,
         app_path=app_path,
         app_requirements=requirements,
+        advisories=coupled.advisories
+        + capacity.spot_advisories(
+            props.spot_percentage if props.instance_types else 0, coupled.deregistration_delay
+        ),
     )
 
 
@@ -180,6 +187,27 @@ def _check_load_balancer(props: ServiceProps) -> list[str]:
             "encryption_key set"
         )
     return problems
+
+
+def _check_scaling(props: ServiceProps) -> list[str]:
+    """Target tracking and the instance mix (:mod:`gunicorn_alb.capacity`); capacities that are
+    tokens are CloudFormation's to check."""
+    sizes = (props.min_capacity, props.max_capacity)
+    known = not any(cdk.Token.is_unresolved(size) for size in sizes)
+    types = props.instance_types
+    return capacity.check_scaling(
+        props.requests_per_target_per_minute,
+        props.cpu_target_utilization_percent,
+        min_capacity=props.min_capacity if known else None,
+        max_capacity=props.max_capacity if known else None,
+    ) + capacity.check_instance_mix(
+        None if types is None else [t.to_string() for t in types],
+        architectures=[str(t.architecture.value) for t in types or []],
+        instance_type_given=props.instance_type is not None,
+        spot_percentage=props.spot_percentage,
+        on_demand_base_capacity=props.on_demand_base_capacity,
+        max_capacity=props.max_capacity if known else None,
+    )
 
 
 def _check_instances(props: ServiceProps) -> list[str]:
