@@ -10,8 +10,9 @@ export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 export JSII_NODE := $(CURDIR)/node_modules/.bin/node
 export CDK_DISABLE_CLI_TELEMETRY := true
 # OS tools the runtime tests use: shellcheck (lint), systemd-analyze (unit verification),
-# bwrap and curl (sandboxes: unit verification, the boot check), nginx (the proof's stand-in ALB).
-SYSTEM_TOOLS := shellcheck:shellcheck systemd-analyze:systemd bwrap:bubblewrap curl:curl nginx:nginx
+# bwrap and curl (sandboxes: unit verification, the boot check), nginx (the proof's stand-in ALB),
+# logrotate (the boot check rotates Gunicorn's logs with the config the instances receive).
+SYSTEM_TOOLS := shellcheck:shellcheck systemd-analyze:systemd bwrap:bubblewrap curl:curl nginx:nginx logrotate:logrotate
 
 .PHONY: setup synth test lint bench render boot-check proof clean system-tools
 
