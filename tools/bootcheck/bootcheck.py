@@ -317,6 +317,14 @@ class StackValues:
             if self.template["Parameters"][name]["Type"].startswith("AWS::SSM::"):
                 raise BootCheckError(f"the user data refers to the SSM-typed parameter {name}")
             return self.parameters[name]
+        resource = self.template.get("Resources", {}).get(name, {})
+        if resource.get("Type") == "AWS::Logs::LogGroup":
+            # A log group's Ref is its name, which CloudFormation makes from the stack name, the
+            # logical id and a random suffix when the template names none.
+            return str(
+                resource.get("Properties", {}).get("LogGroupName")
+                or f"{self.pseudo['AWS::StackName']}-{name}-Q1w2E3r4T5y6"
+            )
         raise BootCheckError(
             f"the user data refers to {name!r}, which the boot check cannot resolve"
         )
