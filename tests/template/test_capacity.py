@@ -198,7 +198,7 @@ def test_reference_user_data_starts_the_agent_on_the_log_group(
     agent = agent.replace(shown_ref, "the-log-group")
     entries = json.loads(agent)["logs"]["logs_collected"]["files"]["collect_list"]
     assert {e["log_group_name"] for e in entries} == {"the-log-group"}
-    assert {e["log_stream_name"] for e in entries} == {"{instance_id}"}
+    assert json.loads(agent)["logs"]["log_stream_name"] == "{instance_id}"
     assert rendering.written_file(user_data, instance_logs.LOGROTATE_PATH) is not None
 
 

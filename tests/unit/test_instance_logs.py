@@ -37,7 +37,9 @@ def test_the_agent_ships_gunicorn_logs_and_the_boot_log_to_one_stream_per_instan
         instance_logs.BOOT_LOG,
     ]
     assert {entry["log_group_name"] for entry in collected} == {"/gunicorn-alb/web"}
-    assert {entry["log_stream_name"] for entry in collected} == {"{instance_id}"}
+    # One stream per instance: the default stream of every entry (none names its own).
+    assert agent["logs"]["log_stream_name"] == "{instance_id}"
+    assert all("log_stream_name" not in entry for entry in collected)
     assert collected[1]["multi_line_start_pattern"] == instance_logs.ERROR_LOG_START
     # No metrics section (no cloudwatch:PutMetricData needed) and no retention (set by the stack).
     assert set(agent) == {"logs"}
@@ -109,3 +111,11 @@ def test_fails_when_the_line_is_not_an_access_line() -> None:
 )
 def test_trace_root_is_the_part_both_logs_share(header: str, root: str | None) -> None:
     assert instance_logs.trace_root(header) == root
+
+
+def test_user_data_with_the_agent_stays_within_ec2s_16_kb() -> None:
+    """EC2 limits user data to 16 KB before base64; the agent's configuration (it names the log
+    group, a token, so it is not compressed) is counted with a 100-character group name."""
+    config = replace(CONFIG, log_group_name="L" * 100, app_asset_url="s3://" + "A" * 100)
+    config = replace(config, target_group_arn="T" * 100)
+    assert len(rendering.render_user_data(config).encode()) <= rendering.USER_DATA_LIMIT
