@@ -66,7 +66,12 @@ def test_gunicorn_conf_has_the_worker_settings_and_reads_the_coupled_values() ->
     # Read from the coupling file at every (re)load: the environment does not change on HUP.
     assert '"/etc/gunicorn-alb/coupling.env"' in text
     assert 'bind = "0.0.0.0:8000"' in text
-    assert 'forwarded_allow_ips = "10.0.0.0/16"' in text
+    assert "forwarded_allow_ips = _forwarded_allow_ips()" in text
+    # The VPC's CIDR (a token in a stack) is in boot.env, so the config travels compressed.
+    assert "10.0.0.0/16" not in text
+    assert rendering.parse_env(rendering.render_boot_env(config()))["FORWARDED_ALLOW_IPS"] == (
+        "10.0.0.0/16"
+    )
 
 
 def test_unit_runs_gunicorn_unprivileged_and_restarts() -> None:
@@ -122,6 +127,7 @@ def test_render_command_writes_the_files_an_instance_receives(tmp_path: Path, ca
         "gunicorn-alb-boot",
         "gunicorn-app.service",
         "gunicorn.conf.py",
+        "logrotate.d-gunicorn-app",
         "user-data.sh",
     ]
     assert "SYNTH_KEEPALIVE_SECONDS=125" in (tmp_path / "boot.env").read_text()

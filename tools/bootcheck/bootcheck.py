@@ -11,10 +11,12 @@ tokens with the values a stack would get, and boots a container with systemd 252
 whose oneshot unit runs the user data as cloud-init's cloud-final.service does
 (``instance.py``). The unit, its drop-in, the hardening, ``Type=notify`` and ``Restart=`` are
 systemd's own. The container has no network but its loopback. Only dnf, cfn-signal and the AWS
-CLI are stand-ins (``shims.py``), each recording its calls. The checks (``checks.py``,
-``running.py``) cover the signal, the written files, the unit as systemd runs it, the health path,
-the keep-alive a running worker holds, a restart after the main process is killed, and a graceful
-stop with a request in flight. The variants boot in parallel, one container each.
+CLI and the CloudWatch agent's control script are stand-ins (``shims.py``), each recording its
+calls. The checks (``checks.py``, ``running.py``) cover the signal, the written files, the agent's
+configuration, the unit as systemd runs it, the health path, the access log's format with an ALB
+trace id, a real logrotate run, the keep-alive a running worker holds, a restart after the main
+process is killed, and a graceful stop with a request in flight. The variants boot in parallel,
+one container each.
 
 Needs root, systemd-nspawn (``systemd-container``), nsenter, overlayfs and, once per machine,
 mmdebstrap and a Debian mirror to build the root filesystem. Prints each variant's boot-to-signal
@@ -189,6 +191,7 @@ def run_variant(variant: Variant, synth: Synth, work: Path, root: Path) -> Outco
         + "; ".join(user_data.substituted)
     )
     checks.check_template(outcome, synth.template, boot_env)
+    checks.check_log_group(outcome, synth.template, boot_env, user_data.log_groups)
     health_url = f"http://127.0.0.1:{boot_env['APP_PORT']}{boot_env['HEALTH_CHECK_PATH']}"
 
     if work.exists():
@@ -229,6 +232,7 @@ def run_variant(variant: Variant, synth: Synth, work: Path, root: Path) -> Outco
             _check_running_instance(outcome, instance, variant, boot_env, len(cpus) * 2 + 1)
         elif instance.user_data is not None:
             checks.check_signal(outcome, instance, boot_env, stack.REGION, success=False)
+            checks.check_log_agent(outcome, instance, boot_env)
             checks.check_failed_boot(outcome, instance, boot_env, missing_module)
     except (ContainerError, subprocess.TimeoutExpired) as error:
         outcome.check(False, f"the container answered: {error}")
@@ -251,6 +255,7 @@ def _check_running_instance(
 ) -> None:
     health_url = f"http://127.0.0.1:{boot_env['APP_PORT']}{boot_env['HEALTH_CHECK_PATH']}"
     checks.check_calls(outcome, instance.calls(), boot_env)
+    checks.check_log_agent(outcome, instance, boot_env)
     if variant.flaky_network:
         checks.check_retried(outcome, instance.calls(injected=True), instance.calls())
     checks.check_written_files(outcome, instance, variant.expected_idle)
@@ -261,6 +266,9 @@ def _check_running_instance(
         return
     running.check_workers(outcome, instance, main_pid, workers)
     running.check_health(outcome, instance, health_url)
+    checks.check_logs_written(outcome, instance)
+    running.check_access_log(outcome, instance, health_url)
+    running.check_log_rotation(outcome, instance, health_url)
     running.check_effective_config(
         outcome, instance, boot_env["APP_PORT"], variant.expected_idle, boot_env["GUNICORN_VERSION"]
     )

@@ -1,6 +1,7 @@
 """Stand-ins for the commands the boot script needs that cannot run in the boot check's container:
-``dnf``, ``cfn-signal`` and the AWS CLI (``aws s3 cp``). Everything else the boot runs is the real
-program, systemd and systemctl included.
+``dnf``, ``cfn-signal``, the AWS CLI (``aws s3 cp``) and the CloudWatch agent's
+``amazon-cloudwatch-agent-ctl``. Everything else the boot runs is the real program, systemd,
+systemctl and logrotate included.
 
 Runs inside the container, under its Python in isolated mode (``python3 -I shims.py TOOL
 ARGS...``), from small launchers ``instance.py`` installs where Amazon Linux 2023 has the real
@@ -119,6 +120,20 @@ def _provide(name: str, settings: dict[str, Any]) -> str:
         return f"{link} -> {interpreter}"
     if _PYTHON_PIP.match(name):
         return "pip comes from the interpreter's ensurepip (python -m venv)"
+    if name == "amazon-cloudwatch-agent":
+        # The real package installs the agent and its control script under
+        # /opt/aws/amazon-cloudwatch-agent; the agent itself cannot ship anything from here.
+        target = Path(AGENT_CTL)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.is_symlink() or target.exists():
+            target.unlink()
+        target.symlink_to(settings["agent_ctl_launcher"])
+        return f"{target} (the recording amazon-cloudwatch-agent-ctl)"
+    if name == "logrotate":
+        found = shutil.which("logrotate", path="/usr/sbin:/usr/bin")
+        if found is None:
+            raise ShimError("logrotate is not in the container's root filesystem (rootfs.py)")
+        return f"{found} (Debian's logrotate, in the root filesystem)"
     if name == "aws-cfn-bootstrap":
         # The real package installs /opt/aws/bin/cfn-signal (and cfn-init, cfn-hup, ...).
         target = Path("/opt/aws/bin/cfn-signal")
@@ -130,6 +145,35 @@ def _provide(name: str, settings: dict[str, Any]) -> str:
     raise ShimError(
         f"{name} is an AL2023 package the boot check cannot provide; add a rule to shims.py"
     )
+
+
+# --- amazon-cloudwatch-agent-ctl ----------------------------------------------------------------
+
+AGENT_CTL = "/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl"
+
+
+def agent_ctl(argv: list[str]) -> int:
+    """``amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s -c file:PATH``: reads the
+    configuration file as the agent's translator would (JSON, or it fails) and records it whole,
+    for the boot check to judge; nothing is shipped and no agent runs."""
+    options = _options(argv, {})
+    if (options.get("-a"), options.get("-m"), "-s" in argv) != ("fetch-config", "ec2", True):
+        raise ShimError(
+            f"only `-a fetch-config -m ec2 -s -c file:PATH` is implemented, got {shlex.join(argv)}"
+        )
+    source = options.get("-c", "")
+    if not source.startswith("file:"):
+        raise ShimError(f"only a file: configuration is implemented, got -c {source!r}")
+    path = Path(source.removeprefix("file:"))
+    try:
+        agent = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        print(f"E! invalid agent configuration {path}: {error}", file=sys.stderr)
+        record("amazon-cloudwatch-agent-ctl", argv, 1, config_path=str(path), error=str(error))
+        return 1
+    say("amazon-cloudwatch-agent-ctl", f"configuration {path} read; nothing is shipped")
+    record("amazon-cloudwatch-agent-ctl", argv, 0, config_path=str(path), config=agent)
+    return 0
 
 
 # --- cfn-signal ---------------------------------------------------------------------------------
@@ -239,7 +283,12 @@ def aws(argv: list[str]) -> int:
     return 0
 
 
-TOOLS = {"dnf": dnf, "cfn-signal": cfn_signal, "aws": aws}
+TOOLS = {
+    "dnf": dnf,
+    "cfn-signal": cfn_signal,
+    "aws": aws,
+    "amazon-cloudwatch-agent-ctl": agent_ctl,
+}
 
 
 def network_step(tool: str, argv: list[str]) -> bool:
