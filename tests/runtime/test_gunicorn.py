@@ -43,7 +43,7 @@ def _gunicorn_settings(conf: Path, env: dict[str, str]) -> subprocess.CompletedP
         "cfg = WSGIApplication().cfg\n"
         "print(json.dumps({k: str(cfg.settings[k].get()) for k in "
         "('keepalive', 'worker_class', 'threads', 'graceful_timeout', 'workers', "
-        "'max_requests', 'control_socket_disable')}))\n"
+        "'max_requests', 'control_socket_disable', 'forwarded_allow_ips')}))\n"
     )
     return subprocess.run(
         [sys.executable, "-c", code],
@@ -66,6 +66,16 @@ def test_gunicorn_reads_the_coupled_keepalive_from_the_rendered_config(rendered)
     assert int(settings["workers"]) == len(os.sched_getaffinity(0)) * 2 + 1
     assert settings["max_requests"] == "0"
     assert settings["control_socket_disable"] == "True"
+    # The VPC's CIDR, from boot.env (where a stack's token is): only the ALB may set X-Forwarded-*.
+    assert settings["forwarded_allow_ips"] == "['10.0.0.0/16']"
+
+
+def test_without_boot_env_gunicorn_trusts_only_loopback(rendered, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    env = {**rendered["env"], "GUNICORN_ALB_BOOT_ENV": str(tmp_path / "missing.env")}
+    result = _gunicorn_settings(rendered["conf"], env)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["forwarded_allow_ips"] == "['127.0.0.1', '::1']"
+    assert "no FORWARDED_ALLOW_IPS in" in result.stderr
 
 
 def _check_config(conf: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

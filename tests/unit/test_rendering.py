@@ -213,3 +213,33 @@ def test_packed_scripts_lose_their_comments_but_not_their_heredocs() -> None:
     assert rendering.strip_comments(script) == "#!/bin/bash\nf() {\n  cat <<EOF\n# kept\nEOF\n}\n"
     stripped = rendering.strip_comments(rendering.boot_script())
     assert subprocess.run(["bash", "-n"], input=stripped, text=True, check=False).returncode == 0
+
+
+def test_comment_lines_go_and_the_python_stays_the_same() -> None:
+    """boot.env and gunicorn.conf.py travel without their comment lines (EC2's 16 KB): the conf
+    compiles to the very same code as the commented template, and boot.env keeps every key."""
+    import ast
+
+    cfg = config()
+    values = {
+        "app_port": 8000,
+        "worker_class": "gthread",
+        "threads": 4,
+        "workers_per_cpu": 2,
+        "max_requests": 0,
+        "max_requests_jitter": 0,
+        "access_log_format": repr("%(h)s"),
+    }
+    commented = rendering._render("gunicorn.conf.py.tmpl", values)
+    stripped = rendering._without_comment_lines(commented)
+    assert "#" in commented and not any(
+        line.lstrip().startswith("#") for line in stripped.splitlines()
+    )
+    assert ast.dump(ast.parse(stripped)) == ast.dump(ast.parse(commented))
+    boot_env = rendering.render_boot_env(cfg)
+    template_keys = [
+        line.split("=", 1)[0]
+        for line in rendering._resource("boot.env.tmpl").splitlines()
+        if "=" in line and not line.startswith("#")
+    ]
+    assert list(rendering.parse_env(boot_env)) == template_keys

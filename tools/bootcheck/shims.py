@@ -156,7 +156,7 @@ def agent_ctl(argv: list[str]) -> int:
     """``amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s -c file:PATH``: reads the
     configuration file as the agent's translator would (JSON, or it fails) and records it whole,
     for the boot check to judge; nothing is shipped and no agent runs."""
-    options = _options(argv, {})
+    options = _options([a for a in argv if a != "-s"], {})  # -s (start) takes no value
     if (options.get("-a"), options.get("-m"), "-s" in argv) != ("fetch-config", "ec2", True):
         raise ShimError(
             f"only `-a fetch-config -m ec2 -s -c file:PATH` is implemented, got {shlex.join(argv)}"
