@@ -4,8 +4,9 @@ timeout. The numbers come from :mod:`gunicorn_alb.timeouts`; this module only wi
 
 The constructor is the plan: check every prop (:mod:`gunicorn_alb.validation`), then build the
 parts in order: the load balancer and its access logs (:mod:`gunicorn_alb.load_balancer`,
-:mod:`gunicorn_alb.access_logs`), the instances (:mod:`gunicorn_alb.instances`), the target group
-and listeners, the files the instances receive, and the monitoring
+:mod:`gunicorn_alb.access_logs`), the instances (:mod:`gunicorn_alb.instances`) with their log
+group (:mod:`gunicorn_alb.log_group`), the target group and listeners, target tracking
+(:mod:`gunicorn_alb.scaling`), the files the instances receive, and the monitoring
 (:mod:`gunicorn_alb.monitoring`). A new prop is a keyword here (and in the docstring and
 :class:`gunicorn_alb.props.ServiceProps`), a check in ``validation.py`` and a use in one builder.
 """
