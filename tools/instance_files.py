@@ -26,7 +26,8 @@ def render(
 
 
 def boot_environment(rendered: Path, root: Path) -> dict[str, str]:
-    """coupling.env as the real boot script derives and writes it under ``root``."""
+    """coupling.env as the real boot script derives and writes it under ``root``, and where the
+    rendered boot.env is (``GUNICORN_ALB_BOOT_ENV``)."""
     script = (
         'set -euo pipefail; source "$1/gunicorn-alb-boot"; source "$1/boot.env"; '
         'derive_timeouts; write_coupling_files "$2"'
@@ -35,4 +36,6 @@ def boot_environment(rendered: Path, root: Path) -> dict[str, str]:
         ["bash", "-c", script, "boot", str(rendered), str(root)],
         check=True, capture_output=True, timeout=60,
     )  # fmt: skip
-    return rendering.parse_env((root / "etc/gunicorn-alb/coupling.env").read_text())
+    coupling = rendering.parse_env((root / "etc/gunicorn-alb/coupling.env").read_text())
+    # gunicorn.conf.py reads FORWARDED_ALLOW_IPS from boot.env (on an instance, /etc/gunicorn-alb).
+    return {**coupling, "GUNICORN_ALB_BOOT_ENV": str(rendered / "boot.env")}

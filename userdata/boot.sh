@@ -12,6 +12,7 @@
 #      the app's release step (pre_start_command), if any,
 #   5. starts Gunicorn under systemd as an unprivileged user,
 #   6. waits until the health path answers locally, then signals CloudFormation (cfn-signal).
+# Gunicorn's logs and this script's output go to CloudWatch Logs through the CloudWatch agent.
 # Any failure signals failure, so a broken boot rolls the deployment back. Every network step
 # (dnf, pip, aws s3 cp, the secret reads, cfn-signal) retries with a bounded exponential backoff,
 # within deadlines (the boot budget in boot.env) that leave time to signal before CloudFormation
@@ -28,6 +29,7 @@ readonly APP_DIR=/srv/gunicorn-app
 readonly APP_USER=gunicorn-app
 readonly UNIT=gunicorn-app.service
 readonly COUPLING_TIMER=gunicorn-alb-coupling.timer
+readonly AGENT_CONFIG=$GUNICORN_ALB_ETC/cloudwatch-agent.json
 STARTED=0
 INSTALL_DEADLINE=
 BOOT_DEADLINE=
@@ -209,6 +211,23 @@ follow_live_idle_timeout() {
 install_signal_tool() {
   [[ -n ${CFN_STACK:-} ]] || return 0
   install_step dnf install -y aws-cfn-bootstrap
+}
+
+# start_log_agent: logrotate for Gunicorn's log files and, when the construct made a log group
+# (CLOUDWATCH_LOG_GROUP), the CloudWatch agent shipping those files and this boot's output
+# (cloud-init's /var/log/cloud-init-output.log) to it, one stream per instance. Its configuration
+# comes with the user data, the group's name left as @LOG_GROUP@. Started before anything else
+# can fail, so a failed boot's log reaches CloudWatch too.
+start_log_agent() {
+  local packages=(logrotate) group=${CLOUDWATCH_LOG_GROUP:-}
+  [[ -z $group ]] || packages+=(amazon-cloudwatch-agent)
+  install_step dnf install -y "${packages[@]}"
+  [[ -n $group ]] || return 0
+  [[ $group =~ ^[A-Za-z0-9._/#-]{1,512}$ ]] || die "CLOUDWATCH_LOG_GROUP is not a log group name: '${group}'"
+  sed -i "s|@LOG_GROUP@|${group}|g" "$AGENT_CONFIG"
+  log "shipping logs to CloudWatch Logs group ${group}"
+  "${CLOUDWATCH_AGENT_CTL:-/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl}" \
+    -a fetch-config -m ec2 -s -c "file:${AGENT_CONFIG}"
 }
 
 install_python_and_gunicorn() {
@@ -393,6 +412,7 @@ main() {
   INSTALL_DEADLINE=$((SECONDS + INSTALL_BUDGET_SECONDS))
   BOOT_DEADLINE=$((INSTALL_DEADLINE + HEALTH_WAIT_SECONDS))
   install_signal_tool
+  start_log_agent
   derive_timeouts
   check_synth_values
   follow_live_idle_timeout

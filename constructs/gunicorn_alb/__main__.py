@@ -60,12 +60,19 @@ def _render(args: argparse.Namespace) -> int:
         aws_region=args.region if args.target_group_arn else "",
         environment=tuple(environment.items()),
         pre_start_command=args.pre_start_command or "",
+        log_group_name=args.log_group,
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     written = {"user-data.sh": rendering.render_user_data(config)}
     written.update(
-        {Path(path).name: content for path, content in rendering.render_files(config).items()}
+        {
+            # /etc/logrotate.d/gunicorn-app is written as logrotate.d-gunicorn-app.
+            path.removeprefix("/etc/").replace("/", "-")
+            if "/logrotate.d/" in path
+            else Path(path).name: content
+            for path, content in rendering.render_files(config).items()
+        }
     )
     for name, content in written.items():
         (out / name).write_text(content, encoding="utf-8")
@@ -158,6 +165,11 @@ def main(argv: list[str] | None = None) -> int:
         default="",
         help="the target group whose load balancers' live idle timeout the instances follow "
         "(adds the coupling agent; default: none, the configured idle timeout only)",
+    )
+    render.add_argument(
+        "--log-group",
+        default="",
+        help="CloudWatch Logs group for the CloudWatch agent (default: none, no agent)",
     )
     args = parser.parse_args(args_in)
     return _render(args)

@@ -66,7 +66,7 @@ def check_architecture(
     if len(machines) > 1:
         listed = ", ".join(f"{t.to_string()} ({machine_of(t)})" for t in instance_types)
         return [
-            f"instance types must share one architecture (one image, one wheelhouse), got {listed}"
+            f"instance_types must share one architecture (one image, one wheelhouse), got {listed}"
         ]
     if machine_image is None or not machines:
         return []
@@ -75,9 +75,10 @@ def check_architecture(
     if image is None or image == machine:
         return []
     cpu = "ARM_64" if machine == "aarch64" else "X86_64"
-    name = instance_types[0].to_string()
+    name = ", ".join(t.to_string() for t in instance_types)
+    argument = "instance_type" if len(instance_types) == 1 else "instance_types"
     return [
-        f"machine_image is an {image} image, but instance_type {name} is {machine}: "
+        f"machine_image is an {image} image, but {argument} {name} is {machine}: "
         "leave machine_image unset (the latest Amazon Linux 2023 for the instance type) or use "
         f"ec2.MachineImage.latest_amazon_linux2023(cpu_type=ec2.AmazonLinuxCpuType.{cpu})"
     ]

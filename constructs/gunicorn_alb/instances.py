@@ -1,6 +1,6 @@
 """The instance side: the role, the security group, the app asset, the launch template and its
-user data, the Auto Scaling group (signals, rolling updates, lifecycle hook) and the files each
-instance receives (:mod:`gunicorn_alb.rendering`).
+user data, the Auto Scaling group (signals, rolling updates, lifecycle hook, the instance mix) and
+the files each instance receives (:mod:`gunicorn_alb.rendering`).
 
 Each builder takes the construct as its scope, so the child ids (and the logical ids) are the
 construct's own.
@@ -15,11 +15,12 @@ from aws_cdk import aws_autoscaling as autoscaling
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from gunicorn_alb import rendering, timeouts
+from gunicorn_alb import rendering, scaling, timeouts
 from gunicorn_alb.boot_budget import BOOT
 from gunicorn_alb.compliance import acknowledge, acknowledge_control
 from gunicorn_alb.props import ServiceProps
@@ -100,7 +101,8 @@ def new_launch_template(
         scope,
         "LaunchTemplate",
         machine_image=checked.machine_image,
-        instance_type=checked.instance_type,
+        # With instance_types the mixed-instances policy's overrides choose the type.
+        instance_type=None if props.instance_types else checked.instance_type,
         security_group=security_group,
         role=role,
         user_data=user_data,
@@ -130,15 +132,33 @@ def new_auto_scaling_group(
     alarm_topic: sns.ITopic | None,
 ) -> autoscaling.AutoScalingGroup:
     """The group in the private subnets: ELB health checks, creation signals, one-at-a-time
-    rolling updates, scaling events to ``alarm_topic``, and the optional termination hook."""
+    rolling updates, scaling events to ``alarm_topic``, and the optional termination hook; with
+    ``instance_types`` a mixed-instances policy (and capacity rebalancing with Spot). It publishes
+    its group metrics (the dashboard's capacity widget) and leaves a new instance out of its
+    metrics for the health-check grace period (``DefaultInstanceWarmup``)."""
     min_capacity, max_capacity = props.min_capacity, props.max_capacity
+    types = props.instance_types
+    spot = bool(types) and props.spot_percentage > 0
     group = autoscaling.AutoScalingGroup(
         scope,
         "AutoScalingGroup",
         vpc=props.vpc,
         vpc_subnets=props.vpc_subnets
         or ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
-        launch_template=launch_template,
+        launch_template=None if types else launch_template,
+        mixed_instances_policy=scaling.mixed_instances_policy(
+            launch_template,
+            types,
+            spot_percentage=props.spot_percentage,
+            on_demand_base_capacity=min_capacity
+            if props.on_demand_base_capacity is None
+            else props.on_demand_base_capacity,
+        )
+        if types
+        else None,
+        capacity_rebalance=True if spot else None,
+        group_metrics=scaling.group_metrics(),
+        default_instance_warmup=scaling.warmup(checked.timeouts.grace_period),
         min_capacity=min_capacity,
         max_capacity=max_capacity,
         desired_capacity=props.desired_capacity,
@@ -173,13 +193,15 @@ def new_auto_scaling_group(
         "private subnets with egress of the VPC; two AZs in the reference VPC); the rule reads "
         "only the AvailabilityZones property, which a group in a VPC does not need",
     )
-    acknowledge_control(
-        asg,
-        "CT.AUTOSCALING.PR.6",
-        "autoscaling_mixed_instances_policy_multiple_instance_types_check",
-        "one instance_type: the worker count and the capacity model assume one size of "
-        "instance; a mixed-instances policy is a deliberate choice of the app's owner",
-    )
+    if len(types or ()) < 2:
+        acknowledge_control(
+            asg,
+            "CT.AUTOSCALING.PR.6",
+            "autoscaling_mixed_instances_policy_multiple_instance_types_check",
+            "one instance type by default: the worker count and the capacity model assume one "
+            "size of instance; several types (instance_types, a mixed-instances policy, with "
+            "Spot if wanted) are a deliberate choice of the app's owner",
+        )
     if props.termination_hook_timeout is not None:
         group.add_lifecycle_hook(
             "TerminationHook",
@@ -196,11 +218,13 @@ def add_instance_files(
     launch: LaunchParts,
     auto_scaling_group: autoscaling.AutoScalingGroup,
     target_group: elbv2.ApplicationTargetGroup,
+    log_group: logs.ILogGroup | None = None,
 ) -> rendering.InstanceConfig:
     """Render the instance files into the user data: boot.env, gunicorn.conf.py, the unit and
-    its drop-in, the boot script (which signals ``auto_scaling_group``), and the coupling agent
+    its drop-in, the boot script (which signals ``auto_scaling_group``), the coupling agent
     with its timer, which keep keep-alive above the live idle timeout of the load balancers in
-    front of ``target_group`` (read-only ELB calls, granted to the instance role here)."""
+    front of ``target_group`` (read-only ELB calls, granted to the instance role here), and the
+    CloudWatch agent's configuration when there is a ``log_group``."""
     allow_live_idle_timeout_reads(launch.launch_template)
     asg_resource = auto_scaling_group.node.default_child
     assert isinstance(asg_resource, cdk.CfnResource)
@@ -227,6 +251,7 @@ def add_instance_files(
         environment=tuple((props.environment or {}).items()),
         secrets=secret_refs(props.secrets),
         pre_start_command=props.pre_start_command or "",
+        log_group_name=log_group.log_group_name if log_group is not None else "",
     )
     body = rendering.render_user_data_body(config)
     size = rendering.user_data_size_estimate(f"{rendering.USER_DATA_SHEBANG}\n{body}")

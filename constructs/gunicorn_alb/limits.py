@@ -30,6 +30,16 @@ class Range:
 
 
 @dataclass(frozen=True)
+class Number:
+    """A number, whole or not, greater than ``above`` and at most ``high`` (None: no maximum)."""
+
+    above: float
+    high: float | None
+    unit: str
+    source: str
+
+
+@dataclass(frozen=True)
 class Text:
     """A string: length, allowed characters (a regular expression for the whole value), and
     substrings or prefixes AWS refuses."""
@@ -64,9 +74,15 @@ ACCESS_LOGS = (
     "(safe characters)"
 )
 LOG_RETENTION = "CloudWatch Logs API reference, PutRetentionPolicy (retentionInDays)"
+TARGET_TRACKING = "EC2 Auto Scaling API reference, TargetTrackingConfiguration (TargetValue)"
+INSTANCES_DISTRIBUTION = "EC2 Auto Scaling API reference, InstancesDistribution"
+MIXED_INSTANCES = (
+    "EC2 Auto Scaling API reference, LaunchTemplate (Overrides): at most 40 instance types "
+    "per Auto Scaling group"
+)
 ACM_DOMAIN = "AWS Certificate Manager API reference, RequestCertificate (DomainName: 1-253)"
 
-LIMITS: dict[str, Range | Text | Choice] = {
+LIMITS: dict[str, Range | Number | Text | Choice] = {
     "idle_timeout": Range(1, 4000, "seconds", ELBV2_ATTRIBUTES + " (idle_timeout.timeout_seconds)"),
     "deregistration_delay": Range(
         0,
@@ -109,6 +125,22 @@ LIMITS: dict[str, Range | Text | Choice] = {
         forbidden_prefixes=("/",),
     ),
     "access_logs_retention": Range(1, None, "days", S3_LIFECYCLE),
+    "requests_per_target_per_minute": Number(
+        0, None, "", TARGET_TRACKING + " with ALBRequestCountPerTarget: requests per minute"
+    ),
+    "cpu_target_utilization_percent": Number(
+        0, 100, "percent", TARGET_TRACKING + " with ASGAverageCPUUtilization: a percentage"
+    ),
+    "instance_types": Range(1, 40, "instance types", MIXED_INSTANCES),
+    "spot_percentage": Range(
+        0,
+        100,
+        "percent",
+        INSTANCES_DISTRIBUTION + " (OnDemandPercentageAboveBaseCapacity = 100 - spot_percentage)",
+    ),
+    "on_demand_base_capacity": Range(
+        0, None, "instances", INSTANCES_DISTRIBUTION + " (OnDemandBaseCapacity)"
+    ),
     "desync_mitigation_mode": Choice(
         ("monitor", "defensive", "strictest"),
         ELBV2_ATTRIBUTES + " (routing.http.desync_mitigation_mode)",
@@ -154,11 +186,15 @@ LIMITS: dict[str, Range | Text | Choice] = {
 """Every AWS limit the construct checks, by the Python argument it applies to."""
 
 
-def check(name: str, value: object, *, limit: Range | Text | Choice | None = None) -> list[str]:
+def check(
+    name: str, value: object, *, limit: Range | Number | Text | Choice | None = None
+) -> list[str]:
     """The problems of ``value`` for the argument ``name`` against its documented limit."""
     rule = limit or LIMITS[name]
     if isinstance(rule, Range):
         return _check_range(name, value, rule)
+    if isinstance(rule, Number):
+        return _check_number(name, value, rule)
     if isinstance(rule, Text):
         return _check_text(name, value, rule)
     return _check_choice(name, value, rule)
@@ -176,6 +212,18 @@ def _check_range(name: str, value: object, rule: Range) -> list[str]:
     if not float(value).is_integer():
         return [f"{name} must be a whole number {allowed}, got {show(value)}"]
     if value < rule.low or (rule.high is not None and value > rule.high):
+        return [f"{name} must be {allowed}, got {show(value)}"]
+    return []
+
+
+def _check_number(name: str, value: object, rule: Number) -> list[str]:
+    unit = f" {rule.unit}" if rule.unit else ""
+    allowed = f"greater than {show(rule.above)}" + (
+        f" and at most {show(rule.high)}{unit}" if rule.high is not None else unit
+    )
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return [f"{name} must be a number {allowed}, got {value!r}"]
+    if not value > rule.above or (rule.high is not None and value > rule.high):
         return [f"{name} must be {allowed}, got {show(value)}"]
     return []
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import aws_cdk as cdk
+from aws_cdk import aws_autoscaling as autoscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
@@ -53,6 +54,10 @@ class ServiceMonitoring(Construct):
     :param target_group: its target group.
     :param thresholds: Default: - ``AlarmThresholds()``
     :param alarm_topic: where alarms notify. Default: - no notifications
+    :param auto_scaling_group: the instances' group, for a capacity widget (its group metrics
+        must be enabled). Default: - no capacity widget
+    :param requests_per_target_per_minute: the request-count scaling target, drawn on the
+        capacity widget. Default: - none drawn
     """
 
     def __init__(
@@ -64,6 +69,8 @@ class ServiceMonitoring(Construct):
         target_group: elbv2.ApplicationTargetGroup,
         thresholds: AlarmThresholds,
         alarm_topic: sns.ITopic | None,
+        auto_scaling_group: autoscaling.IAutoScalingGroup | None = None,
+        requests_per_target_per_minute: float | None = None,
     ) -> None:
         super().__init__(scope, id)
         five_minutes = cdk.Duration.minutes(5)
@@ -138,6 +145,51 @@ class ServiceMonitoring(Construct):
             cloudwatch.GraphWidget(
                 title="Target response time p99 (s)", left=[self.response_time_p99], width=12
             ),
+        )
+        if auto_scaling_group is not None:
+            self._add_capacity_widget(
+                auto_scaling_group, tg_metrics, requests_per_target_per_minute
+            )
+
+    def _add_capacity_widget(
+        self,
+        group: autoscaling.IAutoScalingGroup,
+        tg_metrics: elbv2.IApplicationTargetGroupMetrics,
+        target: float | None,
+    ) -> None:
+        """In-service and desired instances (EC2 Auto Scaling group metrics, published because
+        the group enables them) against the requests per target the scaling policy tracks."""
+        minute = cdk.Duration.minutes(1)
+
+        def group_metric(name: str, label: str) -> cloudwatch.Metric:
+            return cloudwatch.Metric(
+                namespace="AWS/AutoScaling",
+                metric_name=name,
+                dimensions_map={"AutoScalingGroupName": group.auto_scaling_group_name},
+                statistic="Average",
+                period=minute,
+                label=label,
+            )
+
+        self.in_service_instances = group_metric("GroupInServiceInstances", "in service")
+        self.desired_capacity = group_metric("GroupDesiredCapacity", "desired")
+        self.max_size = group_metric("GroupMaxSize", "maximum")
+        self.requests_per_target = tg_metrics.request_count_per_target(
+            period=minute, label="requests per target per minute"
+        )
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Capacity: instances vs requests per target (scaling target)",
+                left=[self.in_service_instances, self.desired_capacity, self.max_size],
+                right=[self.requests_per_target],
+                right_annotations=[
+                    cloudwatch.HorizontalAnnotation(value=target, label="scaling target")
+                ]
+                if target is not None
+                else None,
+                left_y_axis=cloudwatch.YAxisProps(min=0, label="instances", show_units=False),
+                width=24,
+            )
         )
 
 
@@ -229,6 +281,7 @@ def add_monitoring(
     load_balancer: elbv2.ApplicationLoadBalancer,
     target_group: elbv2.ApplicationTargetGroup,
     alarm_topic: sns.ITopic | None,
+    auto_scaling_group: autoscaling.IAutoScalingGroup | None = None,
 ) -> ServiceMonitoring | None:
     """The alarms and the dashboard (``Monitoring``), unless ``monitoring`` is off."""
     if not props.monitoring:
@@ -240,4 +293,6 @@ def add_monitoring(
         target_group=target_group,
         thresholds=props.alarm_thresholds or AlarmThresholds(),
         alarm_topic=alarm_topic,
+        auto_scaling_group=auto_scaling_group,
+        requests_per_target_per_minute=props.requests_per_target_per_minute,
     )

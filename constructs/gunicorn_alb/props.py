@@ -15,6 +15,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_route53 as route53
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
@@ -57,12 +58,17 @@ class ServiceProps:
     threads: int | None
     workers_per_cpu: int
     instance_type: ec2.InstanceType | None
+    instance_types: Sequence[ec2.InstanceType] | None
+    spot_percentage: int
+    on_demand_base_capacity: int | None
     machine_image: ec2.IMachineImage | None
     vpc_subnets: ec2.SubnetSelection | None
     build_from_source: Sequence[str]
     min_capacity: int
     max_capacity: int
     desired_capacity: int | None
+    requests_per_target_per_minute: float | None
+    cpu_target_utilization_percent: float | None
     deregistration_delay: cdk.Duration | None
     graceful_timeout: cdk.Duration | None
     stop_timeout: cdk.Duration | None
@@ -77,6 +83,9 @@ class ServiceProps:
     alarm_thresholds: AlarmThresholds | None
     alarm_topic: sns.ITopic | None
     termination_hook_timeout: cdk.Duration | None
+    instance_logs: bool
+    log_retention: cdk.Duration | None
+    log_encryption_key: kms.IKey | None
 
     @classmethod
     def of(cls, arguments: Mapping[str, Any]) -> ServiceProps:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from importlib import resources
 from string import Template
 
-from gunicorn_alb import app_config, timeouts
+from gunicorn_alb import app_config, instance_logs, timeouts
 from gunicorn_alb.boot_budget import BOOT
 from gunicorn_alb.timeouts import CoupledTimeouts
 
@@ -93,6 +93,8 @@ class InstanceConfig:
     secrets: tuple[SecretRef, ...] = ()
     pre_start_command: str = ""
     """The release step; empty for none."""
+    log_group_name: str = ""
+    """The CloudWatch Logs group the agent ships to (a token in a stack); empty: no agent."""
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,15 @@ def user_data_size_estimate(user_data: str) -> int:
     """The user data's size in bytes once CloudFormation fills in its tokens, each counted as
     ``TOKEN_SIZE_ESTIMATE`` bytes."""
     return len(_TOKEN.sub("x" * TOKEN_SIZE_ESTIMATE, user_data).encode())
+
+
+def _without_comment_lines(text: str) -> str:
+    """``text`` without its comment-only lines: for boot.env and gunicorn.conf.py, whose lines
+    starting with ``#`` are comments only (no multi-line string holds one; a test compares the
+    Python before and after), so the user data stays within EC2's 16 KB. The commented templates
+    ship in the package (``gunicorn_alb.userdata``)."""
+    lines = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
+    return "\n".join(lines) + "\n"
 
 
 def boot_script() -> str:
@@ -168,6 +179,8 @@ def render_boot_env(config: InstanceConfig) -> str:
         "cfn_region": config.cfn_region,
         "target_group_arn": config.target_group_arn,
         "aws_region": config.aws_region,
+        "forwarded_allow_ips": config.forwarded_allow_ips,
+        "log_group_name": config.log_group_name,
     }
     if app_config.check_app_target("wsgi_app", config.wsgi_app):
         raise ValueError(
@@ -180,23 +193,25 @@ def render_boot_env(config: InstanceConfig) -> str:
         for word in str(value).split(" ") if key in _LISTS else [str(value)]:
             if "${Token[" not in word and not _SAFE.match(word):
                 raise ValueError(f"{key} {word!r} has characters that are not safe in boot.env")
-    return _render("boot.env.tmpl", values)
+    return _without_comment_lines(_render("boot.env.tmpl", values))
 
 
 def render_gunicorn_conf(config: InstanceConfig) -> str:
     """``/etc/gunicorn-alb/gunicorn.conf.py``."""
     t = config.timeouts
-    return _render(
-        "gunicorn.conf.py.tmpl",
-        {
-            "app_port": config.app_port,
-            "worker_class": config.worker_class,
-            "threads": config.threads,
-            "workers_per_cpu": config.workers_per_cpu,
-            "max_requests": t.max_requests,
-            "max_requests_jitter": t.max_requests_jitter,
-            "forwarded_allow_ips": config.forwarded_allow_ips,
-        },
+    return _without_comment_lines(
+        _render(
+            "gunicorn.conf.py.tmpl",
+            {
+                "app_port": config.app_port,
+                "worker_class": config.worker_class,
+                "threads": config.threads,
+                "workers_per_cpu": config.workers_per_cpu,
+                "max_requests": t.max_requests,
+                "max_requests_jitter": t.max_requests_jitter,
+                "access_log_format": repr(instance_logs.ACCESS_LOG_FORMAT),
+            },
+        )
     )
 
 
@@ -264,6 +279,13 @@ def coupling_agent() -> str:
     return _resource("coupling.sh")
 
 
+def render_cloudwatch_agent_config() -> str:
+    """The CloudWatch agent's configuration (:func:`gunicorn_alb.instance_logs.agent_config`):
+    Gunicorn's logs and the boot log, one stream per instance, into the log group whose name
+    gunicorn-alb-boot puts in at boot (``CLOUDWATCH_LOG_GROUP``)."""
+    return instance_logs.render_agent_config()
+
+
 def render_files(config: InstanceConfig) -> dict[str, str]:
     """Every file the user data drops on the instance, by absolute path. The coupling agent and
     its units come only with a target group to follow."""
@@ -273,6 +295,7 @@ def render_files(config: InstanceConfig) -> dict[str, str]:
         UNIT_PATH: render_unit(config),
         BOOT_SCRIPT_PATH: strip_comments(boot_script()),
         APP_ENV_PATH: render_app_env(config),
+        instance_logs.LOGROTATE_PATH: _resource("gunicorn-app.logrotate"),
     }
     if config.target_group_arn:
         files[COUPLING_AGENT_PATH] = strip_comments(coupling_agent())
@@ -283,20 +306,28 @@ def render_files(config: InstanceConfig) -> dict[str, str]:
     if config.pre_start_command:
         files[PRE_START_ENV_PATH] = render_pre_start_env(config)
         files[PRE_START_UNIT_PATH] = render_pre_start_unit(config)
+    if config.log_group_name:
+        files[instance_logs.AGENT_CONFIG_PATH] = render_cloudwatch_agent_config()
     return files
 
 
 PACKED_PATHS = (
     BOOT_SCRIPT_PATH,
+    GUNICORN_CONF_PATH,
+    instance_logs.AGENT_CONFIG_PATH,
     UNIT_PATH,
     COUPLING_AGENT_PATH,
     COUPLING_SERVICE_PATH,
     COUPLING_TIMER_PATH,
     PRE_START_UNIT_PATH,
+    instance_logs.LOGROTATE_PATH,
 )
 """Files the user data carries in one gzip-compressed tar, base64-encoded (those without a
 CloudFormation token): EC2 limits user data to 16 KB before its own base64 encoding, and the
-scripts are most of it. boot.env and gunicorn.conf.py, the per-stack settings, stay readable."""
+scripts are most of it. gunicorn.conf.py and the CloudWatch agent's configuration hold no
+deployment-time value (they read the VPC's CIDR and the log group's name from boot.env), so they
+travel compressed too; boot.env, the per-stack settings with CloudFormation's values, stays
+readable."""
 
 USER_DATA_LIMIT = 16 * 1024
 """EC2: "User data is limited to 16 KB, in raw form, before it is base64-encoded" (EC2 user

@@ -4,8 +4,9 @@ timeout. The numbers come from :mod:`gunicorn_alb.timeouts`; this module only wi
 
 The constructor is the plan: check every prop (:mod:`gunicorn_alb.validation`), then build the
 parts in order: the load balancer and its access logs (:mod:`gunicorn_alb.load_balancer`,
-:mod:`gunicorn_alb.access_logs`), the instances (:mod:`gunicorn_alb.instances`), the target group
-and listeners, the files the instances receive, and the monitoring
+:mod:`gunicorn_alb.access_logs`), the instances (:mod:`gunicorn_alb.instances`) with their log
+group (:mod:`gunicorn_alb.log_group`), the target group and listeners, target tracking
+(:mod:`gunicorn_alb.scaling`), the files the instances receive, and the monitoring
 (:mod:`gunicorn_alb.monitoring`). A new prop is a keyword here (and in the docstring and
 :class:`gunicorn_alb.props.ServiceProps`), a check in ``validation.py`` and a use in one builder.
 """
@@ -21,6 +22,8 @@ from aws_cdk import aws_autoscaling as autoscaling
 from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_route53 as route53
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
@@ -28,6 +31,7 @@ from constructs import Construct
 
 from gunicorn_alb import rendering
 from gunicorn_alb.access_logs import add_access_logs
+from gunicorn_alb.capacity import REQUESTS_PER_TARGET_PER_MINUTE_DEFAULT
 from gunicorn_alb.instances import (
     SIGNAL_TIMEOUT,
     add_instance_files,
@@ -40,6 +44,7 @@ from gunicorn_alb.load_balancer import (
     new_load_balancer,
     new_target_group,
 )
+from gunicorn_alb.log_group import add_instance_logs
 from gunicorn_alb.monitoring import (
     AlarmThresholds,
     ServiceMonitoring,
@@ -47,6 +52,7 @@ from gunicorn_alb.monitoring import (
     alarm_topic_for,
 )
 from gunicorn_alb.props import ServiceProps
+from gunicorn_alb.scaling import add_target_tracking
 from gunicorn_alb.secret import Secret
 from gunicorn_alb.timeouts import (
     HEALTHY_THRESHOLD_DEFAULT,
@@ -126,10 +132,19 @@ class ApplicationLoadBalancedGunicornService(Construct):
         Default: - 4 for gthread, 1 for the others
     :param workers_per_cpu: Gunicorn workers per CPU of the instance, plus one. Default: - 2
     :param instance_type: the instance type; its architecture (x86_64, or arm64 for Graviton
-        types such as t4g) picks the image and the wheels. Default: - t3.small
-    :param machine_image: the AMI, an Amazon Linux 2023 for the instance type's architecture
+        types such as t4g) picks the image and the wheels. Default: - t3.small (unless
+        ``instance_types``)
+    :param instance_types: several instance types of one architecture (1-40, the first preferred
+        for On-Demand), through a mixed-instances policy; exclusive with ``instance_type``.
+        Default: - none: one type, ``instance_type``
+    :param spot_percentage: with ``instance_types``, the percentage (0-100) of the capacity above
+        ``on_demand_base_capacity`` that runs on Spot; above 0 turns capacity rebalancing on.
+        Default: - 0 (all On-Demand)
+    :param on_demand_base_capacity: with ``instance_types``, how many instances are On-Demand
+        before ``spot_percentage`` applies. Default: - ``min_capacity``
+    :param machine_image: the AMI, an Amazon Linux 2023 for the instance types' architecture
         (checked where the image says which). Default: - the latest Amazon Linux 2023 for the
-        instance type's architecture (SSM public parameter, read at every deploy)
+        instance types' architecture (SSM public parameter, read at every deploy)
     :param vpc_subnets: the instances' subnets; isolated ones need VPC endpoints
         (``gunicorn_alb.network.PrivateEndpoints``).
         Default: - the VPC's private subnets with egress
@@ -142,6 +157,11 @@ class ApplicationLoadBalancedGunicornService(Construct):
         Default: - 4
     :param desired_capacity: Default: - not set: the ASG starts at ``min_capacity`` and a deploy
         does not reset a scaled group
+    :param requests_per_target_per_minute: target-tracking scaling on the ALB's requests per
+        target per minute (``ALBRequestCountPerTarget``), above 0; None turns it off.
+        Default: - 1000 (the reasoning is in :mod:`gunicorn_alb.capacity`)
+    :param cpu_target_utilization_percent: a second target-tracking policy on the group's average
+        CPU utilization, above 0 and at most 100. Default: - none
     :param deregistration_delay: override; see :mod:`gunicorn_alb.timeouts`.
         Default: - min(idle timeout, 3600 s); 3600 s when the idle timeout is a parameter
     :param graceful_timeout: Gunicorn ``graceful_timeout`` override.
@@ -165,6 +185,14 @@ class ApplicationLoadBalancedGunicornService(Construct):
     :param termination_hook_timeout: add a termination lifecycle hook that holds a terminating
         instance this long (after the ALB has drained it) for your own clean-up; complete the
         lifecycle action to end it early. Default: - no hook
+    :param instance_logs: ship Gunicorn's access and error logs and the boot log to a CloudWatch
+        Logs log group, one stream per instance, with the CloudWatch agent. Default: - True
+    :param log_retention: how long the log group keeps logs, in whole days that CloudWatch Logs
+        allows (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
+        2557, 2922, 3288 or 3653). Default: - 365 days (Control Tower CT.CLOUDWATCH.PR.2's
+        minimum)
+    :param log_encryption_key: the KMS key that encrypts the log group (its policy must let
+        CloudWatch Logs use it). Default: - a new customer-managed key with rotation
     """
 
     timeouts: CoupledTimeouts
@@ -182,6 +210,13 @@ class ApplicationLoadBalancedGunicornService(Construct):
     """The SNS topic the alarms and the ASG's scaling events notify, if any."""
     auto_scaling_group: autoscaling.AutoScalingGroup
     """The instances' Auto Scaling group."""
+    scaling_policies: dict[str, autoscaling.TargetTrackingScalingPolicy]
+    """The target-tracking policies by name (``request_count``, ``cpu``)."""
+    instance_log_group: logs.LogGroup | None
+    """The CloudWatch Logs group of Gunicorn's logs and the boot log (None when
+    ``instance_logs`` is off)."""
+    instance_log_key: kms.IKey | None
+    """The KMS key that encrypts ``instance_log_group``."""
     target_group: elbv2.ApplicationTargetGroup
     """The target group of the instances."""
     certificate: acm.ICertificate | None
@@ -232,12 +267,17 @@ class ApplicationLoadBalancedGunicornService(Construct):
         threads: int | None = None,
         workers_per_cpu: int = 2,
         instance_type: ec2.InstanceType | None = None,
+        instance_types: Sequence[ec2.InstanceType] | None = None,
+        spot_percentage: int = 0,
+        on_demand_base_capacity: int | None = None,
         machine_image: ec2.IMachineImage | None = None,
         vpc_subnets: ec2.SubnetSelection | None = None,
         build_from_source: Sequence[str] = (),
         min_capacity: int = 2,
         max_capacity: int = 4,
         desired_capacity: int | None = None,
+        requests_per_target_per_minute: float | None = REQUESTS_PER_TARGET_PER_MINUTE_DEFAULT,
+        cpu_target_utilization_percent: float | None = None,
         deregistration_delay: cdk.Duration | None = None,
         graceful_timeout: cdk.Duration | None = None,
         stop_timeout: cdk.Duration | None = None,
@@ -252,12 +292,15 @@ class ApplicationLoadBalancedGunicornService(Construct):
         alarm_thresholds: AlarmThresholds | None = None,
         alarm_topic: sns.ITopic | None = None,
         termination_hook_timeout: cdk.Duration | None = None,
+        instance_logs: bool = True,
+        log_retention: cdk.Duration | None = None,
+        log_encryption_key: kms.IKey | None = None,
     ) -> None:
         super().__init__(scope, id)
         props = ServiceProps.of(locals())  # the keyword arguments above, as one value
         # 1. Every check, before any resource exists: one ValueError lists all problems.
         checked = check_props(props, self)
-        for advisory_id, message in checked.timeouts.advisories:
+        for advisory_id, message in checked.advisories:
             cdk.Annotations.of(self).add_warning_v2(f"gunicorn-alb:{advisory_id}", message)
         self.timeouts = checked.timeouts
         self.gunicorn_keepalive = checked.timeouts.keepalive
@@ -265,10 +308,14 @@ class ApplicationLoadBalancedGunicornService(Construct):
         # 2. The load balancer and its access logs.
         self.load_balancer = new_load_balancer(self, props, checked)
         self.access_logs_bucket = add_access_logs(self, self.load_balancer, props)
-        # 3. The instances: role, security group, app asset, launch template; the alarm topic
-        #    the group notifies; the group itself.
+        # 3. The instances: role, security group, app asset, launch template; the log group
+        #    they ship their logs to; the alarm topic the group notifies; the group itself (one
+        #    instance type, or several through a mixed-instances policy).
         launch = new_launch_template(self, props, checked)
         self.launch_template = launch.launch_template
+        self.instance_log_group, self.instance_log_key = add_instance_logs(
+            self, props, launch.launch_template
+        )
         self.alarm_topic = alarm_topic_for(self, props)
         self.auto_scaling_group = new_auto_scaling_group(
             self, props, checked, self.launch_template, self.alarm_topic
@@ -279,13 +326,26 @@ class ApplicationLoadBalancedGunicornService(Construct):
         self.certificate = listeners.certificate
         self.listener = listeners.listener
         self.redirect_listener = listeners.redirect_listener
-        # 5. The files each instance receives, in the launch template's user data.
+        # 5. Target tracking, after the listeners: request-count scaling needs the target group
+        #    behind a listener.
+        self.scaling_policies = add_target_tracking(self.auto_scaling_group, props)
+        # 6. The files each instance receives, in the launch template's user data.
         self.instance_config = add_instance_files(
-            props, checked, launch, self.auto_scaling_group, self.target_group
+            props,
+            checked,
+            launch,
+            self.auto_scaling_group,
+            self.target_group,
+            self.instance_log_group,
         )
-        # 6. Alarms and the dashboard.
+        # 7. Alarms and the dashboard (with the group's capacity).
         self.monitoring = add_monitoring(
-            self, props, self.load_balancer, self.target_group, self.alarm_topic
+            self,
+            props,
+            self.load_balancer,
+            self.target_group,
+            self.alarm_topic,
+            self.auto_scaling_group,
         )
 
     @property

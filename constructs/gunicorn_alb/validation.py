@@ -22,7 +22,16 @@ from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_route53 as route53
 from constructs import Construct
 
-from gunicorn_alb import app_config, architecture, limits, rendering, timeouts, wheelhouse
+from gunicorn_alb import (
+    app_config,
+    architecture,
+    capacity,
+    limits,
+    log_group,
+    rendering,
+    timeouts,
+    wheelhouse,
+)
 from gunicorn_alb.props import ServiceProps
 from gunicorn_alb.secret import check_secrets
 
@@ -52,7 +61,7 @@ class CheckedProps:
     app_requirements: str
     """The requirements file inside it to install, or ``""``."""
     instance_type: ec2.InstanceType
-    """The instance type (the default when none was given)."""
+    """The instance type (the default when none was given; the first of ``instance_types``)."""
     machine_image: ec2.IMachineImage
     """The image (the latest Amazon Linux 2023 for the architecture when none was given)."""
     machine: str
@@ -61,6 +70,8 @@ class CheckedProps:
     """The local folder of wheels the instances install from (:mod:`gunicorn_alb.wheelhouse`)."""
     threads: int
     """``threads``, or the worker class's default."""
+    advisories: list[tuple[str, str]]
+    """Warnings a user may accept, as ``(id, message)`` pairs."""
 
 
 def check_props(props: ServiceProps, scope: Construct) -> CheckedProps:
@@ -99,11 +110,13 @@ def check_props(props: ServiceProps, scope: Construct) -> CheckedProps:
     problems += _check_capacity(props.min_capacity, props.max_capacity, props.desired_capacity)
     problems += _check_instances(props)
     problems += _check_aws_limits(props)
+    problems += _check_scaling(props)
     app_path, requirements = _check_app(
         problems, props.app_directory, props.wsgi_app, props.app_requirements
     )
-    instance_type = props.instance_type or architecture.default_instance_type()
-    problems += architecture.check_architecture(scope, [instance_type], props.machine_image)
+    types = instance_types_of(props)
+    instance_type = types[0]
+    problems += architecture.check_architecture(scope, types, props.machine_image)
     machine = architecture.machine_of(instance_type)
     problems += _check_source_builds(props)
     _raise_if_any(problems)
@@ -124,6 +137,10 @@ def check_props(props: ServiceProps, scope: Construct) -> CheckedProps:
         machine=machine,
         wheelhouse=found,
         threads=threads,
+        advisories=coupled.advisories
+        + capacity.spot_advisories(
+            props.spot_percentage if props.instance_types else 0, coupled.deregistration_delay
+        ),
     )
 
 
@@ -266,6 +283,44 @@ def _check_load_balancer(props: ServiceProps) -> list[str]:
     return problems
 
 
+def _check_scaling(props: ServiceProps) -> list[str]:
+    """Target tracking and the instance mix (:mod:`gunicorn_alb.capacity`); values that are
+    tokens are CloudFormation's to check."""
+    sizes = (props.min_capacity, props.max_capacity)
+    known = not any(cdk.Token.is_unresolved(size) for size in sizes)
+    types = None if props.instance_types is None else list(props.instance_types)
+    names = [t.to_string() if isinstance(t, ec2.InstanceType) else repr(t) for t in types or []]
+    problems = [
+        "instance_types must hold ec2.InstanceType values such as "
+        f"ec2.InstanceType('t3.small'), got {t!r}"
+        for t in types or []
+        if not isinstance(t, ec2.InstanceType)
+    ]
+    problems += capacity.check_scaling(
+        props.requests_per_target_per_minute,
+        props.cpu_target_utilization_percent,
+        min_capacity=props.min_capacity if known else None,
+        max_capacity=props.max_capacity if known else None,
+        is_token=cdk.Token.is_unresolved,
+    )
+    problems += capacity.check_instance_mix(
+        None if types is None else names,
+        instance_type_given=props.instance_type is not None,
+        spot_percentage=props.spot_percentage,
+        on_demand_base_capacity=props.on_demand_base_capacity,
+        max_capacity=props.max_capacity if known else None,
+        is_token=cdk.Token.is_unresolved,
+    )
+    return problems
+
+
+def instance_types_of(props: ServiceProps) -> list[ec2.InstanceType]:
+    """The instance types the group launches: ``instance_types`` (those that are instance types),
+    else ``instance_type``, else the default."""
+    given = [t for t in props.instance_types or () if isinstance(t, ec2.InstanceType)]
+    return given or [props.instance_type or architecture.default_instance_type()]
+
+
 def _check_instances(props: ServiceProps) -> list[str]:
     problems = []
     workers_per_cpu = props.workers_per_cpu
@@ -285,6 +340,7 @@ def _check_aws_limits(props: ServiceProps) -> list[str]:
         "termination_hook_timeout": None if hook is None else hook.to_seconds(integral=False),
         "access_logs_prefix": props.access_logs_prefix,
         "access_logs_retention": (None if retention is None else retention.to_days(integral=False)),
+        "log_retention": log_retention_days(props),
         "health_check_path": props.health_check_path,
         "domain_name": props.domain_name,
     }
@@ -293,6 +349,12 @@ def _check_aws_limits(props: ServiceProps) -> list[str]:
         if value is not None and not cdk.Token.is_unresolved(value):
             problems += limits.check(name, value)
     return problems
+
+
+def log_retention_days(props: ServiceProps) -> float:
+    """The instance log group's retention in days (the default: a year), a token if given as one."""
+    retention = props.log_retention or log_group.DEFAULT_RETENTION
+    return retention.to_days(integral=False)
 
 
 def _check_ports(**ports: int) -> list[str]:

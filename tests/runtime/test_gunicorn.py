@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from gunicorn_alb import rendering
+from gunicorn_alb import instance_logs, rendering
 from tools import instance_files
 
 pytestmark = pytest.mark.runtime
@@ -42,7 +43,7 @@ def _gunicorn_settings(conf: Path, env: dict[str, str]) -> subprocess.CompletedP
         "cfg = WSGIApplication().cfg\n"
         "print(json.dumps({k: str(cfg.settings[k].get()) for k in "
         "('keepalive', 'worker_class', 'threads', 'graceful_timeout', 'workers', "
-        "'max_requests', 'control_socket_disable')}))\n"
+        "'max_requests', 'control_socket_disable', 'forwarded_allow_ips')}))\n"
     )
     return subprocess.run(
         [sys.executable, "-c", code],
@@ -65,6 +66,16 @@ def test_gunicorn_reads_the_coupled_keepalive_from_the_rendered_config(rendered)
     assert int(settings["workers"]) == len(os.sched_getaffinity(0)) * 2 + 1
     assert settings["max_requests"] == "0"
     assert settings["control_socket_disable"] == "True"
+    # The VPC's CIDR, from boot.env (where a stack's token is): only the ALB may set X-Forwarded-*.
+    assert settings["forwarded_allow_ips"] == "['10.0.0.0/16']"
+
+
+def test_without_boot_env_gunicorn_trusts_only_loopback(rendered, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    env = {**rendered["env"], "GUNICORN_ALB_BOOT_ENV": str(tmp_path / "missing.env")}
+    result = _gunicorn_settings(rendered["conf"], env)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["forwarded_allow_ips"] == "['127.0.0.1', '::1']"
+    assert "no FORWARDED_ALLOW_IPS in" in result.stderr
 
 
 def _check_config(conf: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -98,7 +109,14 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def served(rendered) -> Iterator[int]:  # type: ignore[no-untyped-def]
+def logs_directory(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Stands for /var/log/gunicorn-app: systemd passes the unit's LogsDirectory= as
+    LOGS_DIRECTORY, and the rendered config writes its logs there."""
+    return tmp_path_factory.mktemp("logs")
+
+
+@pytest.fixture(scope="module")
+def served(rendered, logs_directory: Path) -> Iterator[int]:  # type: ignore[no-untyped-def]
     """Real Gunicorn with the rendered config serving the sample app on a loopback port."""
     port = _free_port()
     process = subprocess.Popen(
@@ -116,7 +134,12 @@ def served(rendered) -> Iterator[int]:  # type: ignore[no-untyped-def]
             str(SAMPLE_APP),
             "app:application",
         ],
-        env={**os.environ, **rendered["env"], "PYTHONDONTWRITEBYTECODE": "1"},
+        env={
+            **os.environ,
+            **rendered["env"],
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "LOGS_DIRECTORY": str(logs_directory),
+        },
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -129,6 +152,8 @@ def served(rendered) -> Iterator[int]:  # type: ignore[no-untyped-def]
             except OSError as error:
                 if process.poll() is not None or time.monotonic() > deadline:
                     stderr = process.stderr.read().decode() if process.stderr else ""
+                    log = logs_directory / "error.log"
+                    stderr += log.read_text() if log.exists() else ""
                     raise AssertionError(f"Gunicorn did not start: {stderr}") from error
                 time.sleep(0.1)
         yield port
@@ -238,3 +263,60 @@ def _answers(port: int) -> bool:
         return connection.getresponse().status == 200
     except (OSError, http.client.HTTPException):
         return False
+
+
+def _access_line(log: Path, marker: str) -> str:
+    """The access-log line holding ``marker``, once Gunicorn has written it (bounded wait)."""
+    deadline = time.monotonic() + 10
+    while True:
+        lines = [line for line in log.read_text().splitlines() if marker in line]
+        if lines or time.monotonic() > deadline:
+            assert len(lines) == 1, f"{log} has {len(lines)} lines with {marker}"
+            return lines[0]
+        time.sleep(0.05)
+
+
+def test_access_log_carries_the_alb_trace_id_in_the_documented_format(
+    served: int, logs_directory: Path
+) -> None:
+    """A request as the ALB sends it (X-Amzn-Trace-Id, X-Forwarded-For) leaves one line in the
+    access log the rendered config names, in ACCESS_LOG_FORMAT, and the parser reads it back."""
+    trace_id = "Root=1-67891233-abcdef012345678912345678"
+    connection = http.client.HTTPConnection("127.0.0.1", served, timeout=5)
+    connection.request(
+        "GET",
+        "/healthz?probe=access-log",
+        headers={
+            "X-Amzn-Trace-Id": trace_id,
+            "X-Forwarded-For": "203.0.113.7",
+            "User-Agent": 'curl/8.5 "quoted"',
+        },
+    )
+    response = connection.getresponse()
+    body = response.read()
+    line = _access_line(logs_directory / "access.log", "probe=access-log")
+    parsed = instance_logs.parse_access_line(line)
+    assert parsed.request == "GET /healthz?probe=access-log HTTP/1.1"
+    assert parsed.status == response.status == 200
+    assert parsed.bytes == len(body)
+    assert parsed.trace_id == trace_id
+    assert instance_logs.trace_root(parsed.trace_id) == "1-67891233-abcdef012345678912345678"
+    assert parsed.forwarded_for == "203.0.113.7"
+    assert parsed.remote == "127.0.0.1"
+    assert parsed.user_agent == 'curl/8.5 "quoted"'
+    assert 0 <= parsed.duration < 5
+    assert abs(parsed.time.timestamp() - time.time()) < 60
+    # The CloudWatch agent starts a new error-log event at each line matching ERROR_LOG_START.
+    error_log = (logs_directory / "error.log").read_text().splitlines()
+    assert error_log, "Gunicorn wrote no error log"
+    assert all(re.match(instance_logs.ERROR_LOG_START, entry) for entry in error_log), error_log
+
+
+def test_access_log_shows_a_missing_trace_id_as_a_dash(served: int, logs_directory: Path) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", served, timeout=5)
+    connection.request("GET", "/healthz?probe=no-trace")
+    connection.getresponse().read()
+    parsed = instance_logs.parse_access_line(
+        _access_line(logs_directory / "access.log", "probe=no-trace")
+    )
+    assert (parsed.trace_id, parsed.forwarded_for) == (None, None)

@@ -162,7 +162,11 @@ def test_the_flow_log_group_is_encrypted_with_its_own_key(
     """Control Tower CT.CLOUDWATCH.PR.3. The key lets CloudWatch Logs use it for this account's
     log groups only (CloudWatch Logs user guide, "Encrypt log data in CloudWatch Logs using AWS
     KMS": the ``kms:EncryptionContext:aws:logs:arn`` condition)."""
-    (group,) = reference_template.find_resources("AWS::Logs::LogGroup").values()
+    (group,) = [
+        group
+        for logical_id, group in reference_template.find_resources("AWS::Logs::LogGroup").items()
+        if logical_id.startswith("VpcFlowLog")
+    ]
     key_id, attribute = group["Properties"]["KmsKeyId"]["Fn::GetAtt"]
     assert attribute == "Arn"
     key = reference_template.find_resources("AWS::KMS::Key")[key_id]["Properties"]

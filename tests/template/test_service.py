@@ -9,7 +9,7 @@ import pytest
 from aws_cdk import assertions
 from aws_cdk.assertions import Match
 
-from gunicorn_alb import ApplicationLoadBalancedGunicornService
+from gunicorn_alb import ApplicationLoadBalancedGunicornService, rendering
 from tests.helpers import env_value, new_stack, user_data_text
 
 # (construct id, idle timeout, margin): several services in one stack, one synth for all.
@@ -60,7 +60,8 @@ def test_alb_idle_timeout_and_keepalive_are_coupled(
     assert env_value(user_data, "KEEPALIVE_MARGIN_SECONDS") == str(margin)
     assert env_value(user_data, "SYNTH_KEEPALIVE_SECONDS") == str(idle + margin)
     assert service.gunicorn_keepalive == idle + margin
-    assert 'worker_class = "gthread"' in user_data
+    conf = rendering.written_file(user_data, rendering.GUNICORN_CONF_PATH)
+    assert conf is not None and 'worker_class = "gthread"' in conf
 
 
 def test_deregistration_delay_follows_the_idle_timeout(coupled) -> None:  # type: ignore[no-untyped-def]

@@ -78,12 +78,19 @@ def test_fails_when_boot_env_would_get_an_unsafe_target() -> None:
 
 
 def test_user_data_stays_within_ec2s_16_kb_with_every_file() -> None:
+    """The worst case: secrets, the release step, the coupling agent, the CloudWatch agent's
+    configuration and logrotate's file at once."""
     cfg = config(
         secrets=SECRETS,
         environment=(("A", "b"),),
         pre_start_command="python manage.py collectstatic --noinput",
         target_group_arn="arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/web/0123",
         aws_region="us-east-1",
+        log_group_name="${Token[TOKEN.1]}",
+    )
+    files = rendering.render_files(cfg)
+    assert {"/etc/gunicorn-alb/cloudwatch-agent.json", "/etc/logrotate.d/gunicorn-app"} <= set(
+        files
     )
     size = rendering.user_data_size_estimate(rendering.render_user_data(cfg))
     assert size <= rendering.USER_DATA_MAX_BYTES - 1024, f"{size} bytes leave no room to grow"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from gunicorn_alb import limits
-from gunicorn_alb.limits import Choice, Range, Text, check
+from gunicorn_alb.limits import Choice, Number, Range, Text, check
 
 
 @pytest.mark.parametrize(
@@ -116,5 +116,31 @@ def test_domain_names(name: str, ok: str, bad: str) -> None:
 
 def test_every_limit_names_its_source() -> None:
     for name, rule in limits.LIMITS.items():
-        assert isinstance(rule, (Range, Text, Choice))
+        assert isinstance(rule, (Range, Number, Text, Choice))
         assert "API reference" in rule.source or "user guide" in rule.source, name
+
+
+@pytest.mark.parametrize(
+    ("name", "ok", "bad", "problem"),
+    [
+        ("requests_per_target_per_minute", 0.5, 0,
+         "requests_per_target_per_minute must be greater than 0, got 0"),
+        ("cpu_target_utilization_percent", 100, 100.5,
+         "cpu_target_utilization_percent must be greater than 0 and at most 100 percent, "
+         "got 100.5"),
+        ("spot_percentage", 100, 101,
+         "spot_percentage must be between 0 and 100 percent, got 101"),
+        ("instance_types", 40, 41,
+         "instance_types must be between 1 and 40 instance types, got 41"),
+        ("on_demand_base_capacity", 0, -1,
+         "on_demand_base_capacity must be at least 0 instances, got -1"),
+        ("log_retention", 3653, 3650, "log_retention must be one of 1, 3, 5, 7, 14"),
+    ],
+)  # fmt: skip
+def test_scaling_and_log_limits(name: str, ok: object, bad: object, problem: str) -> None:
+    """TargetTrackingConfiguration.TargetValue (a Double above 0; CPU is a percentage),
+    InstancesDistribution (OnDemandPercentageAboveBaseCapacity 0-100, OnDemandBaseCapacity at
+    least 0), at most 40 instance types per group, PutRetentionPolicy's day counts."""
+    assert check(name, ok) == []
+    (found,) = check(name, bad)
+    assert found.startswith(problem), found

@@ -66,7 +66,12 @@ def test_gunicorn_conf_has_the_worker_settings_and_reads_the_coupled_values() ->
     # Read from the coupling file at every (re)load: the environment does not change on HUP.
     assert '"/etc/gunicorn-alb/coupling.env"' in text
     assert 'bind = "0.0.0.0:8000"' in text
-    assert 'forwarded_allow_ips = "10.0.0.0/16"' in text
+    assert "forwarded_allow_ips = _forwarded_allow_ips()" in text
+    # The VPC's CIDR (a token in a stack) is in boot.env, so the config travels compressed.
+    assert "10.0.0.0/16" not in text
+    assert rendering.parse_env(rendering.render_boot_env(config()))["FORWARDED_ALLOW_IPS"] == (
+        "10.0.0.0/16"
+    )
 
 
 def test_unit_runs_gunicorn_unprivileged_and_restarts() -> None:
@@ -122,6 +127,7 @@ def test_render_command_writes_the_files_an_instance_receives(tmp_path: Path, ca
         "gunicorn-alb-boot",
         "gunicorn-app.service",
         "gunicorn.conf.py",
+        "logrotate.d-gunicorn-app",
         "user-data.sh",
     ]
     assert "SYNTH_KEEPALIVE_SECONDS=125" in (tmp_path / "boot.env").read_text()
@@ -207,3 +213,33 @@ def test_packed_scripts_lose_their_comments_but_not_their_heredocs() -> None:
     assert rendering.strip_comments(script) == "#!/bin/bash\nf() {\n  cat <<EOF\n# kept\nEOF\n}\n"
     stripped = rendering.strip_comments(rendering.boot_script())
     assert subprocess.run(["bash", "-n"], input=stripped, text=True, check=False).returncode == 0
+
+
+def test_comment_lines_go_and_the_python_stays_the_same() -> None:
+    """boot.env and gunicorn.conf.py travel without their comment lines (EC2's 16 KB): the conf
+    compiles to the very same code as the commented template, and boot.env keeps every key."""
+    import ast
+
+    cfg = config()
+    values = {
+        "app_port": 8000,
+        "worker_class": "gthread",
+        "threads": 4,
+        "workers_per_cpu": 2,
+        "max_requests": 0,
+        "max_requests_jitter": 0,
+        "access_log_format": repr("%(h)s"),
+    }
+    commented = rendering._render("gunicorn.conf.py.tmpl", values)
+    stripped = rendering._without_comment_lines(commented)
+    assert "#" in commented and not any(
+        line.lstrip().startswith("#") for line in stripped.splitlines()
+    )
+    assert ast.dump(ast.parse(stripped)) == ast.dump(ast.parse(commented))
+    boot_env = rendering.render_boot_env(cfg)
+    template_keys = [
+        line.split("=", 1)[0]
+        for line in rendering._resource("boot.env.tmpl").splitlines()
+        if "=" in line and not line.startswith("#")
+    ]
+    assert list(rendering.parse_env(boot_env)) == template_keys

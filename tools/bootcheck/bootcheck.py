@@ -11,13 +11,15 @@ tokens with the values a stack would get, and boots a container with systemd 252
 whose oneshot unit runs the user data as cloud-init's cloud-final.service does
 (``instance.py``). The unit, its drop-in, the hardening, ``Type=notify`` and ``Restart=`` are
 systemd's own. The container has no network but its loopback. Only dnf, cfn-signal and the AWS
-CLI are stand-ins (``shims.py``), each recording its calls. The checks (``checks.py``,
-``running.py``) cover the signal, the written files, the unit as systemd runs it, the health path,
-the keep-alive a running worker holds, a restart after the main process is killed, and a graceful
-stop with a request in flight; for an app with an environment, secrets or a release step (the
-Django example), ``app_checks.py`` covers the secrets as the boot read them, the running
-Gunicorn's environment, the root-only environment files, the release step, the app's own page,
-and that no secret value shows anywhere the boot writes or logs. The variants boot in parallel,
+CLI and the CloudWatch agent's control script are stand-ins (``shims.py``), each recording its
+calls. The checks (``checks.py``, ``running.py``) cover the signal, the written files, the agent's
+configuration, the unit as systemd runs it, the health path, the access log's format with an ALB
+trace id, a real logrotate run, the keep-alive a running worker holds, a restart after the main
+process is killed, and a graceful stop with a request in flight; for an app with an environment,
+secrets or a release step (the examples), ``app_checks.py`` covers the secrets as the boot read
+them, the running Gunicorn's environment, the root-only environment files, the release step, the
+app's own page, and that no secret value shows anywhere the boot writes or logs. The variants
+boot in parallel,
 one container each.
 
 Needs root, systemd-nspawn (``systemd-container``), nsenter, overlayfs and, once per machine,
@@ -177,6 +179,7 @@ def run_variant(variant: Variant, synth: Synth, work: Path, root: Path) -> Outco
         + "; ".join(user_data.substituted)
     )
     checks.check_template(outcome, synth.template, boot_env)
+    checks.check_log_group(outcome, synth.template, boot_env, user_data.log_groups)
     health_url = f"http://127.0.0.1:{boot_env['APP_PORT']}{boot_env['HEALTH_CHECK_PATH']}"
 
     if work.exists():
@@ -239,6 +242,7 @@ def run_variant(variant: Variant, synth: Synth, work: Path, root: Path) -> Outco
             )
         elif instance.user_data is not None:
             checks.check_signal(outcome, instance, boot_env, stack.REGION, success=False)
+            checks.check_log_agent(outcome, instance, boot_env)
             checks.check_failed_boot(outcome, instance, boot_env, missing_module)
     except (ContainerError, subprocess.TimeoutExpired) as error:
         outcome.check(False, f"the container answered: {error}")
@@ -267,6 +271,7 @@ def _check_running_instance(
 ) -> None:
     health_url = f"http://127.0.0.1:{boot_env['APP_PORT']}{boot_env['HEALTH_CHECK_PATH']}"
     checks.check_calls(outcome, instance.calls(), boot_env)
+    checks.check_log_agent(outcome, instance, boot_env)
     if variant.flaky_network:
         checks.check_retried(outcome, instance.calls(injected=True), instance.calls())
     checks.check_written_files(outcome, instance, variant.expected_idle)
@@ -277,6 +282,9 @@ def _check_running_instance(
         return
     running.check_workers(outcome, instance, main_pid, workers)
     running.check_health(outcome, instance, health_url)
+    checks.check_logs_written(outcome, instance)
+    running.check_access_log(outcome, instance, health_url)
+    running.check_log_rotation(outcome, instance, health_url)
     running.check_effective_config(
         outcome,
         instance,

@@ -1,6 +1,7 @@
 """The boot check's results (Outcome) and the checks of one boot that do not need the running
-service: the template's signal wiring, what the stand-ins were asked for, the files the boot wrote,
-the signal, and a failed boot's clean-up. ``running.py`` checks the running service.
+service: the template's signal wiring and log group, what the stand-ins were asked for (the
+CloudWatch agent's configuration among them), the files the boot wrote, the signal, and a failed
+boot's clean-up. ``running.py`` checks the running service.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gunicorn_alb import rendering
+from gunicorn_alb import instance_logs, rendering
 from tools.bootcheck.instance import USER_DATA_UNIT, Instance
 
 UNIT = "gunicorn-app.service"
@@ -72,6 +73,26 @@ def check_template(outcome: Outcome, template: dict[str, Any], boot_env: dict[st
     )
 
 
+def check_log_group(
+    outcome: Outcome, template: dict[str, Any], boot_env: dict[str, str], log_groups: dict[str, str]
+) -> None:
+    """boot.env's CLOUDWATCH_LOG_GROUP is the name of the stack's log group (a Ref to it, as
+    CloudFormation resolves it), which keeps logs a set time and is encrypted with a KMS key."""
+    group = boot_env.get("CLOUDWATCH_LOG_GROUP", "")
+    named = [logical_id for logical_id, name in log_groups.items() if name == group]
+    resource = template["Resources"].get(named[0], {}) if named else {}
+    properties = resource.get("Properties", {})
+    outcome.check(
+        bool(group)
+        and resource.get("Type") == "AWS::Logs::LogGroup"
+        and "RetentionInDays" in properties
+        and "KmsKeyId" in properties,
+        f"CLOUDWATCH_LOG_GROUP={group or '(empty)'} is the stack's log group "
+        f"{named[0] if named else '(none)'}: RetentionInDays {properties.get('RetentionInDays')}, "
+        f"KmsKeyId {'set' if 'KmsKeyId' in properties else 'missing'}",
+    )
+
+
 def check_user_data_ran(outcome: Outcome, instance: Instance, success: bool) -> None:
     """The user data's unit ran to its end; its exit status is what the boot claims."""
     ended = instance.user_data
@@ -96,10 +117,11 @@ def check_calls(outcome: Outcome, calls: list[dict[str, Any]], boot_env: dict[st
     dnf = [c for c in boot if c["tool"] == "dnf"]
     requested = [p for c in dnf for p in c.get("packages", [])]
     python = boot_env["PYTHON"]
+    expected = {python, f"{python}-pip", "aws-cfn-bootstrap", "logrotate"}
+    if boot_env.get("CLOUDWATCH_LOG_GROUP"):
+        expected.add("amazon-cloudwatch-agent")
     outcome.check(
-        bool(dnf)
-        and all(c["exit"] == 0 for c in dnf)
-        and {python, f"{python}-pip", "aws-cfn-bootstrap"} <= set(requested),
+        bool(dnf) and all(c["exit"] == 0 for c in dnf) and expected <= set(requested),
         f"dnf installs real AL2023 packages: {' '.join(requested) or 'none'}",
     )
     aws = [c for c in boot if c["tool"] == "aws" and c["argv"][:2] == ["s3", "cp"]]
@@ -119,6 +141,74 @@ def check_calls(outcome: Outcome, calls: list[dict[str, Any]], boot_env: dict[st
             [(c["argv"][1], c["exit"]) for c in reads],
             [("describe-target-groups", 0), ("describe-load-balancer-attributes", 0)],
         )
+
+
+AGENT_ARGV = [
+    "-a",
+    "fetch-config",
+    "-m",
+    "ec2",
+    "-s",
+    "-c",
+    f"file:{instance_logs.AGENT_CONFIG_PATH}",
+]
+
+
+def check_log_agent(outcome: Outcome, instance: Instance, boot_env: dict[str, str]) -> None:
+    """The boot configured the CloudWatch agent once, before Gunicorn started (so a failed boot's
+    log is shipped too), with a file that is valid JSON naming the stack's log group, one stream
+    per instance, and exactly the files Gunicorn and the boot write."""
+    group = boot_env.get("CLOUDWATCH_LOG_GROUP", "")
+    calls = [c for c in instance.calls() if c["tool"] == "amazon-cloudwatch-agent-ctl"]
+    if not group:
+        outcome.check(not calls, "no CloudWatch agent without a log group")
+        return
+    if not outcome.check(
+        len(calls) == 1 and calls[0]["exit"] == 0 and calls[0]["argv"] == AGENT_ARGV,
+        "amazon-cloudwatch-agent-ctl "
+        + " ".join(AGENT_ARGV)
+        + " ran once and read valid JSON: "
+        + "; ".join(
+            f"{' '.join(c['argv'])} (exit {c['exit']}) {c.get('error', '')}" for c in calls
+        ),
+    ):
+        return
+    started = instance.container.systemctl_show(UNIT, "ExecMainStartTimestampMonotonic")
+    gunicorn_at = int(started["ExecMainStartTimestampMonotonic"] or 0) / 1e6
+    outcome.check(
+        0 < calls[0]["monotonic"] < gunicorn_at,
+        f"the agent was configured {gunicorn_at - calls[0]['monotonic']:.1f} s before systemd "
+        f"started {UNIT}",
+    )
+    agent = calls[0]["config"]
+    logs = agent.get("logs", {}) if isinstance(agent, dict) else {}
+    collected = logs.get("logs_collected", {}).get("files", {}).get("collect_list", [])
+    files = [entry.get("file_path") for entry in collected]
+    groups = {entry.get("log_group_name") for entry in collected}
+    streams = {logs.get("log_stream_name")} | {
+        entry["log_stream_name"] for entry in collected if "log_stream_name" in entry
+    }
+    outcome.check(
+        sorted(files) == sorted(instance_logs.COLLECTED_FILES)
+        and groups == {group}
+        and streams == {instance_logs.LOG_STREAM},
+        f"the agent's configuration ships {', '.join(map(str, files))} to the log group "
+        f"{', '.join(map(str, groups))}, stream {', '.join(map(str, streams))} (one per instance)",
+    )
+
+
+def check_logs_written(outcome: Outcome, instance: Instance) -> None:
+    """What the agent would ship exists: the boot's output, and Gunicorn's two files under its
+    LogsDirectory=, owned by the app user."""
+    missing = [p for p in instance_logs.COLLECTED_FILES if not instance.container.path(p).is_file()]
+    owners = {
+        path: instance.container.run(["stat", "-c", "%U %a", path]).stdout.strip()
+        for path in (instance_logs.ACCESS_LOG, instance_logs.ERROR_LOG)
+    }
+    outcome.check(
+        not missing and all(o.startswith("gunicorn-app ") for o in owners.values()),
+        f"the files the agent ships exist (missing: {missing or 'none'}); Gunicorn's: {owners}",
+    )
 
 
 def check_retried(
@@ -238,9 +328,11 @@ def check_failed_boot(
         f"did not answer within {wait} s" in instance.output(),
         f"the boot script gave up on the health path after HEALTH_WAIT_SECONDS={wait}",
     )
+    error_log = instance.container.read(instance_logs.ERROR_LOG)
     outcome.check(
-        f"No module named '{missing_module}'" in instance.journal(UNIT),
-        f"Gunicorn's journal shows the app's import error (No module named '{missing_module}')",
+        f"No module named '{missing_module}'" in error_log,
+        f"Gunicorn's error log ({instance_logs.ERROR_LOG}, which the agent ships) shows the "
+        f"app's import error (No module named '{missing_module}')",
     )
     show = instance.container.systemctl_show(UNIT, "ActiveState", "SubState", "NRestarts")
     outcome.check(

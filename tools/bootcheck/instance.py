@@ -3,9 +3,10 @@ a fresh Amazon Linux 2023 instance is at first boot, whose user data a oneshot u
 cloud-init's ``cloud-final.service`` runs it (after the network, as root, once).
 
 Only what cannot exist here is a stand-in (``shims.py``), each recording its calls in
-``/bootcheck/log/calls.jsonl``: ``/usr/bin/dnf``, ``/usr/bin/aws`` (AL2023 has AWS CLI v2 there)
-and ``/opt/aws/bin/cfn-signal`` (which dnf's stand-in installs with ``aws-cfn-bootstrap``).
-systemd, systemctl, journald, useradd, the virtualenv, pip, curl and Gunicorn are real.
+``/bootcheck/log/calls.jsonl``: ``/usr/bin/dnf``, ``/usr/bin/aws`` (AL2023 has AWS CLI v2 there),
+``/opt/aws/bin/cfn-signal`` and ``amazon-cloudwatch-agent-ctl`` (which dnf's stand-in installs
+with ``aws-cfn-bootstrap`` and ``amazon-cloudwatch-agent``). systemd, systemctl, journald,
+useradd, the virtualenv, pip, curl, logrotate and Gunicorn are real.
 
 Standard library only.
 """
@@ -30,6 +31,7 @@ OUTPUT_LOG = "/var/log/cloud-init-output.log"
 CONFIG_PATH = "/bootcheck/config.json"
 LOG_DIR = "/bootcheck/log"
 CFN_SIGNAL_LAUNCHER = "/usr/libexec/bootcheck/cfn-signal"
+AGENT_CTL_LAUNCHER = "/usr/libexec/bootcheck/amazon-cloudwatch-agent-ctl"
 CLOUD_FINAL = "/usr/libexec/bootcheck/cloud-final"
 STATUS_FILE = "user-data.status"
 # cloud-init runs the user data as a child of cloud-init (cloud-final.service's main process) and
@@ -111,12 +113,14 @@ class Instance:
             "s3_root": "/bootcheck/s3",
             "python": CONTAINER_PYTHON,
             "cfn_signal_launcher": CFN_SIGNAL_LAUNCHER,
+            "agent_ctl_launcher": AGENT_CTL_LAUNCHER,
             **settings,
         }
         box.write(CONFIG_PATH, json.dumps(config, indent=2) + "\n")
         for tool in ("dnf", "aws"):
             box.write(f"/usr/bin/{tool}", _launcher(tool), 0o755)
         box.write(CFN_SIGNAL_LAUNCHER, _launcher("cfn-signal"), 0o755)
+        box.write(AGENT_CTL_LAUNCHER, _launcher("amazon-cloudwatch-agent-ctl"), 0o755)
         box.write(CLOUD_FINAL, CLOUD_FINAL_TEXT, 0o755)
         if self.network:
             box.write("/etc/pip.conf", f"[global]\ncert = {HOST_CA_PATH}\n")

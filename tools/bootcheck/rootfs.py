@@ -34,6 +34,7 @@ PACKAGES = (
     "curl",  # the boot script's health wait
     "passwd",  # useradd (AL2023: shadow-utils)
     "procps",  # /usr/bin/kill, the unit's ExecReload= (AL2023: util-linux)
+    "logrotate",  # what dnf's stand-in offers for AL2023's logrotate (the same 3.2x series)
 )
 OPTIONS = (
     "--variant=essential",

@@ -1,6 +1,7 @@
 """Stand-ins for the commands the boot script needs that cannot run in the boot check's container:
-``dnf``, ``cfn-signal`` and the AWS CLI (``aws s3 cp``, the ``aws elbv2`` reads, the secret
-reads). Everything else the boot runs is the real program, systemd and systemctl included.
+``dnf``, ``cfn-signal``, the AWS CLI (``aws s3 cp``, the ``aws elbv2`` reads, the secret
+reads) and the CloudWatch agent's ``amazon-cloudwatch-agent-ctl``. Everything else the boot
+runs is the real program, systemd, systemctl and logrotate included.
 
 Runs inside the container, under its Python in isolated mode (``python3 -I shims.py TOOL
 ARGS...``), from small launchers ``instance.py`` installs where Amazon Linux 2023 has the real
@@ -124,6 +125,20 @@ def _provide(name: str, settings: dict[str, Any]) -> str:
         # Asked for by a boot that builds packages from source (BUILD_FROM_SOURCE): the
         # container's Debian has no compiler; pip then builds nothing (every package has a wheel).
         return "recorded only: the container has no compiler"
+    if name == "amazon-cloudwatch-agent":
+        # The real package installs the agent and its control script under
+        # /opt/aws/amazon-cloudwatch-agent; the agent itself cannot ship anything from here.
+        target = Path(AGENT_CTL)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.is_symlink() or target.exists():
+            target.unlink()
+        target.symlink_to(settings["agent_ctl_launcher"])
+        return f"{target} (the recording amazon-cloudwatch-agent-ctl)"
+    if name == "logrotate":
+        found = shutil.which("logrotate", path="/usr/sbin:/usr/bin")
+        if found is None:
+            raise ShimError("logrotate is not in the container's root filesystem (rootfs.py)")
+        return f"{found} (Debian's logrotate, in the root filesystem)"
     if name == "aws-cfn-bootstrap":
         # The real package installs /opt/aws/bin/cfn-signal (and cfn-init, cfn-hup, ...).
         target = Path("/opt/aws/bin/cfn-signal")
@@ -135,6 +150,35 @@ def _provide(name: str, settings: dict[str, Any]) -> str:
     raise ShimError(
         f"{name} is an AL2023 package the boot check cannot provide; add a rule to shims.py"
     )
+
+
+# --- amazon-cloudwatch-agent-ctl ----------------------------------------------------------------
+
+AGENT_CTL = "/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl"
+
+
+def agent_ctl(argv: list[str]) -> int:
+    """``amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s -c file:PATH``: reads the
+    configuration file as the agent's translator would (JSON, or it fails) and records it whole,
+    for the boot check to judge; nothing is shipped and no agent runs."""
+    options = _options([a for a in argv if a != "-s"], {})  # -s (start) takes no value
+    if (options.get("-a"), options.get("-m"), "-s" in argv) != ("fetch-config", "ec2", True):
+        raise ShimError(
+            f"only `-a fetch-config -m ec2 -s -c file:PATH` is implemented, got {shlex.join(argv)}"
+        )
+    source = options.get("-c", "")
+    if not source.startswith("file:"):
+        raise ShimError(f"only a file: configuration is implemented, got -c {source!r}")
+    path = Path(source.removeprefix("file:"))
+    try:
+        agent = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        print(f"E! invalid agent configuration {path}: {error}", file=sys.stderr)
+        record("amazon-cloudwatch-agent-ctl", argv, 1, config_path=str(path), error=str(error))
+        return 1
+    say("amazon-cloudwatch-agent-ctl", f"configuration {path} read; nothing is shipped")
+    record("amazon-cloudwatch-agent-ctl", argv, 0, config_path=str(path), config=agent)
+    return 0
 
 
 # --- cfn-signal ---------------------------------------------------------------------------------
@@ -294,7 +338,12 @@ def aws(argv: list[str]) -> int:
     return 0
 
 
-TOOLS = {"dnf": dnf, "cfn-signal": cfn_signal, "aws": aws}
+TOOLS = {
+    "dnf": dnf,
+    "cfn-signal": cfn_signal,
+    "aws": aws,
+    "amazon-cloudwatch-agent-ctl": agent_ctl,
+}
 
 
 def network_step(tool: str, argv: list[str]) -> bool:

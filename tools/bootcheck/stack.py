@@ -166,6 +166,8 @@ class StackValues:
             if value is not None:
                 self.parameters[name] = _check_parameter(name, spec, str(value))
         self.substituted: list[str] = []
+        self.log_groups: dict[str, str] = {}
+        """The log groups the user data names: the name CloudFormation gives each, by logical id."""
 
     def resolve(self, value: Any) -> str:
         if isinstance(value, str):
@@ -197,6 +199,8 @@ class StackValues:
             return self.secret_arn(name)
         if kind == "AWS::SSM::Parameter":
             return self.parameter_name(name)
+        if kind == "AWS::Logs::LogGroup":
+            return self.log_group_name(name)
         if name in self.parameters:
             if self.template["Parameters"][name]["Type"].startswith("AWS::SSM::"):
                 raise BootCheckError(f"the user data refers to the SSM-typed parameter {name}")
@@ -204,6 +208,14 @@ class StackValues:
         raise BootCheckError(
             f"the user data refers to {name!r}, which the boot check cannot resolve"
         )
+
+    def log_group_name(self, logical_id: str) -> str:
+        """What a Ref to a log group returns: its LogGroupName, or the name CloudFormation makes
+        when the template gives none (stack name, logical id, a random suffix)."""
+        given = self.resources[logical_id].get("Properties", {}).get("LogGroupName")
+        name = str(given) if given else f"{self.pseudo['AWS::StackName']}-{logical_id}-Q1w2E3r4T5y6"
+        self.log_groups[logical_id] = name
+        return name
 
     def arn(self, logical_id: str) -> str:
         """The ARN a Ref to a load balancer or target group returns (made-up ids)."""
@@ -308,6 +320,8 @@ class UserData:
     instance_type: str
     elbv2: dict[str, Any]
     """What the ``aws elbv2`` stand-in answers (StackValues.live_load_balancers)."""
+    log_groups: dict[str, str]
+    """The log groups the user data names, by logical id (StackValues.log_groups)."""
 
 
 def resolve_user_data(synth: Synth, parameters: dict[str, str]) -> UserData:
@@ -331,6 +345,7 @@ def resolve_user_data(synth: Synth, parameters: dict[str, str]) -> UserData:
         values.substituted,
         str(data.get("InstanceType", "")),
         values.live_load_balancers(),
+        dict(values.log_groups),
     )
 
 
