@@ -45,6 +45,41 @@ seconds (microsecond precision, as the ALB log's ``target_processing_time`` is i
 forwards, the ALB node's address and the user agent. A missing header is ``-``; Gunicorn escapes
 double quotes inside a field as ``\\"``."""
 
+OWN_ACCESS_LOG_WORKERS = frozenset({"uvicorn_worker.UvicornWorker"})
+"""Workers that write their own access-log lines, not ``access_log_format``: uvicorn's worker
+hands uvicorn Gunicorn's access-log handlers (``uvicorn_worker/_workers.py``) but uvicorn formats
+each line itself, ``CLIENT - "METHOD PATH HTTP/VERSION" STATUS``: no time, duration or trace id.
+Gunicorn's own workers (``gthread``, ``gevent``, ``asgi``) write ``access_log_format``."""
+
+
+def access_log_advisories(worker_class: str, shipped: bool) -> list[tuple[str, str]]:
+    """A warning, as ``(id, message)``, when the access log will not carry the trace id."""
+    if not shipped or worker_class not in OWN_ACCESS_LOG_WORKERS:
+        return []
+    return [
+        (
+            "access-log-format",
+            f"worker_class {worker_class!r} writes uvicorn's own access-log lines (client, "
+            "request line, status), not the documented format: no request duration and no "
+            "X-Amzn-Trace-Id, so a line cannot be matched with the ALB's access log. "
+            "worker_class='asgi' (Gunicorn's own ASGI worker) writes the documented format.",
+        )
+    ]
+
+
+_UVICORN_LINE = re.compile(
+    r'^(?P<client>\S+) - "(?P<method>\S+) (?P<path>\S+) HTTP/[\d.]+" (?P<status>\d{3})'
+)
+
+
+def parse_uvicorn_line(line: str) -> tuple[str, int]:
+    """(path, status) of an access line uvicorn wrote; ValueError if it is not one."""
+    match = _UVICORN_LINE.match(line)
+    if match is None:
+        raise ValueError(f"not a uvicorn access-log line: {line!r}")
+    return match["path"], int(match["status"])
+
+
 ERROR_LOG_START = r"^\[\d{4}-\d{2}-\d{2} "
 """Gunicorn error-log entries start ``[2026-11-30 05:00:00 +0000]``; other lines (tracebacks)
 continue the entry before them (the agent's ``multi_line_start_pattern``)."""

@@ -26,6 +26,7 @@ from gunicorn_alb import (
     app_config,
     architecture,
     capacity,
+    instance_logs,
     limits,
     log_group,
     rendering,
@@ -140,7 +141,8 @@ def check_props(props: ServiceProps, scope: Construct) -> CheckedProps:
         advisories=coupled.advisories
         + capacity.spot_advisories(
             props.spot_percentage if props.instance_types else 0, coupled.deregistration_delay
-        ),
+        )
+        + instance_logs.access_log_advisories(props.worker_class, props.instance_logs),
     )
 
 

@@ -131,3 +131,18 @@ def test_user_data_with_the_agent_stays_within_ec2s_16_kb() -> None:
     )
     size = rendering.user_data_size_estimate(rendering.render_user_data(config))
     assert size <= rendering.USER_DATA_MAX_BYTES - 1024, size
+
+
+def test_uvicorns_worker_gets_a_warning_that_its_access_log_has_no_trace_id() -> None:
+    (warning,) = instance_logs.access_log_advisories("uvicorn_worker.UvicornWorker", True)
+    assert warning[0] == "access-log-format" and "X-Amzn-Trace-Id" in warning[1]
+    assert instance_logs.access_log_advisories("uvicorn_worker.UvicornWorker", False) == []
+    for worker in ("gthread", "gevent", "asgi"):
+        assert instance_logs.access_log_advisories(worker, True) == []
+
+
+def test_a_uvicorn_access_line_parses_back() -> None:
+    line = '127.0.0.1:41030 - "GET /healthz?x=1 HTTP/1.1" 200'
+    assert instance_logs.parse_uvicorn_line(line) == ("/healthz?x=1", 200)
+    with pytest.raises(ValueError, match="not a uvicorn access-log line"):
+        instance_logs.parse_uvicorn_line('[30/Nov/2026:08:00:00 +0000] "GET / HTTP/1.1" 200')

@@ -283,7 +283,7 @@ def _check_running_instance(
     running.check_workers(outcome, instance, main_pid, workers)
     running.check_health(outcome, instance, health_url)
     checks.check_logs_written(outcome, instance)
-    running.check_access_log(outcome, instance, health_url)
+    running.check_access_log(outcome, instance, health_url, variant.worker_class)
     running.check_log_rotation(outcome, instance, health_url)
     running.check_effective_config(
         outcome,
