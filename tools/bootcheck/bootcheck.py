@@ -299,7 +299,7 @@ def _check_running_instance(
         outcome, instance, main_pid, boot_env["APP_PORT"], secrets, variant.app, app_source
     )
     outcome.notes.append(f"systemd-analyze security: {running.exposure(instance)}")
-    running.check_restart(outcome, instance, health_url, workers)
+    running.check_restart(outcome, instance, health_url, workers, variant.worker_class)
     running.check_graceful_stop(outcome, instance, boot_env["APP_PORT"])
     app_checks.check_no_leaks(outcome, instance, secrets)
 

@@ -293,19 +293,36 @@ def check_effective_config(
     outcome.equal("Gunicorn version in the instance's virtualenv", versions.stdout.strip(), version)
 
 
-def check_restart(outcome: Outcome, instance: Instance, url: str, workers: int) -> None:
+WORKERS_IGNORING_THEIR_MASTER = frozenset({"uvicorn_worker.UvicornWorker"})
+"""Worker classes that do not exit when their master dies (Gunicorn's own check the parent every
+second; uvicorn's worker never does)."""
+
+
+def check_restart(
+    outcome: Outcome, instance: Instance, url: str, workers: int, worker_class: str
+) -> None:
     """SIGKILL to the main process: systemd (Restart=always) starts Gunicorn again, with all its
     workers.
 
     When the main process dies, systemd SIGKILLs what is left in the unit's control group
     (KillMode=mixed) before the restart. Under systemd-nspawn on this host (cgroup v1) that kill
-    fails ("Failed to kill control group ... Input/output error"), and a worker that does not
-    watch its parent (uvicorn's) keeps the port, so the new master cannot bind. So the check
-    kills the old workers together with the master, as the control-group kill does."""
+    fails ("Failed to kill control group ... Input/output error"). Gunicorn's own workers exit on
+    their own when their master is gone; uvicorn's keep the port, so the new master could not
+    bind. For those the check kills the old workers once systemd has scheduled the restart, as
+    the control-group kill would have."""
     box = instance.container
     before = box.systemctl_show(UNIT, "MainPID", "NRestarts")
     old_workers = box.run(["ps", "--ppid", before["MainPID"], "-o", "pid="]).stdout.split()
-    box.run(["kill", "-KILL", before["MainPID"], *old_workers])
+    box.run(["kill", "-KILL", before["MainPID"]])
+    killed: list[str] = []
+    if worker_class in WORKERS_IGNORING_THEIR_MASTER:
+        until = time.monotonic() + 10
+        while box.systemctl_show(UNIT, "SubState")["SubState"] not in ("auto-restart", "dead"):
+            if time.monotonic() > until:
+                break
+            time.sleep(0.05)
+        killed = old_workers
+        box.run(["kill", "-KILL", *killed])
     deadline = time.monotonic() + RESTART_DEADLINE_SECONDS
     while True:
         after = box.systemctl_show(UNIT, "MainPID", "NRestarts", "ActiveState", "SubState")
@@ -321,8 +338,12 @@ def check_restart(outcome: Outcome, instance: Instance, url: str, workers: int) 
         f"after SIGKILL to the main process {before['MainPID']}, systemd restarted {UNIT}: "
         f"main PID {after['MainPID']}, {after['ActiveState']} ({after['SubState']}), "
         f"NRestarts {before['NRestarts']} -> {after['NRestarts']}"
-        + f" (the old workers {' '.join(old_workers)} killed with it, as systemd's control-group"
-        " kill does on an instance)",
+        + (
+            f" (then the check killed the old uvicorn workers {' '.join(killed)}, as systemd's "
+            "control-group kill does on an instance)"
+            if killed
+            else ""
+        ),
     )
     if restarted:
         check_health(outcome, instance, url, " after the restart")
