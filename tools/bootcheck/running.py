@@ -169,9 +169,23 @@ def check_workers(
     )
 
 
-def check_health(outcome: Outcome, instance: Instance, url: str, when: str = "") -> bool:
-    status, body = http_get(instance, url)
-    return outcome.check(status == "200" and body == "ok\n", f"GET {url}{when}: {status} {body!r}")
+def check_health(
+    outcome: Outcome, instance: Instance, url: str, when: str = "", within: float = 0
+) -> bool:
+    """GET the health path: 200 ``ok``; with ``within``, asked again until then (a restarted
+    master is ready before its workers have loaded the app, as the boot's own health wait
+    knows)."""
+    started = time.monotonic()
+    while True:
+        status, body = http_get(instance, url)
+        waited = time.monotonic() - started
+        if (status, body) == ("200", "ok\n") or waited >= within:
+            break
+        time.sleep(0.5)
+    return outcome.check(
+        status == "200" and body == "ok\n",
+        f"GET {url}{when}: {status} {body!r}" + (f" (after {waited:.1f} s)" if within else ""),
+    )
 
 
 TRACE_ID = "Root=1-67891233-abcdef012345678912345678"
@@ -346,7 +360,7 @@ def check_restart(
         ),
     )
     if restarted:
-        check_health(outcome, instance, url, " after the restart")
+        check_health(outcome, instance, url, " after the restart", RESTART_DEADLINE_SECONDS)
         check_workers(outcome, instance, after["MainPID"], workers, " after the restart")
 
 
