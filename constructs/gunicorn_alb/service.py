@@ -126,7 +126,8 @@ class ApplicationLoadBalancedGunicornService(Construct):
         Gunicorn starts (e.g. ``python manage.py collectstatic --noinput``); a failure fails the
         boot. Not for database migrations (every instance runs it). Default: - none
     :param worker_class: a Gunicorn worker class that honours keep-alive: ``gthread``,
-        ``gevent``, ``asgi`` or ``uvicorn_worker.UvicornWorker`` (``sync`` is refused).
+        ``gevent``, ``asgi`` or ``uvicorn_worker.UvicornWorker`` (``sync`` is refused; uvicorn's
+        worker writes its own access-log lines, without the trace id: synth warns).
         Default: - ``gthread``
     :param threads: threads per worker (gthread: at least 2; the ASGI workers: 1).
         Default: - 4 for gthread, 1 for the others
