@@ -242,18 +242,24 @@ install_python_and_gunicorn() {
     "gunicorn==${GUNICORN_VERSION}" ${EXTRA_PIP_PACKAGES:-}
 }
 
+# fetch_asset NAME URL DIR: the zipped S3 asset at URL (retried, within the install budget),
+# unpacked into a fresh root-owned DIR.
+fetch_asset() {
+  local archive
+  archive=$(mktemp --suffix=.zip)
+  log "fetching the $1 from $2"
+  install_step aws s3 cp --only-show-errors "$2" "$archive"
+  rm -rf "$3"
+  install -d -m 0755 "$3"
+  "$VENV/bin/python" -m zipfile -e "$archive" "$3"
+  rm -f "$archive"
+}
+
 # fetch_wheelhouse: the synth-time wheels (S3 asset) into WHEELHOUSE, for pip --no-index;
 # BUILD_FROM_SOURCE packages are built from PyPI (gcc, headers from dnf).
 fetch_wheelhouse() {
-  local archive
   [[ -n ${WHEELHOUSE_URL:-} ]] || die "boot.env has no WHEELHOUSE_URL"
-  archive=$(mktemp --suffix=.zip)
-  log "fetching the wheelhouse from ${WHEELHOUSE_URL}"
-  install_step aws s3 cp --only-show-errors "$WHEELHOUSE_URL" "$archive"
-  rm -rf "$WHEELHOUSE"
-  install -d -m 0755 "$WHEELHOUSE"
-  "$VENV/bin/python" -m zipfile -e "$archive" "$WHEELHOUSE"
-  rm -f "$archive"
+  fetch_asset wheelhouse "$WHEELHOUSE_URL" "$WHEELHOUSE"
   if [[ -n ${BUILD_FROM_SOURCE:-} ]]; then
     log "building from source, with PyPI: ${BUILD_FROM_SOURCE}"
     install_step dnf install -y gcc "${PYTHON}-devel"
@@ -268,14 +274,7 @@ create_app_user() {
 }
 
 install_app() {
-  local archive
-  archive=$(mktemp --suffix=.zip)
-  log "fetching the app from ${APP_ASSET_URL}"
-  install_step aws s3 cp --only-show-errors "$APP_ASSET_URL" "$archive"
-  rm -rf "$APP_DIR"
-  install -d -m 0755 "$APP_DIR"
-  "$VENV/bin/python" -m zipfile -e "$archive" "$APP_DIR"
-  rm -f "$archive"
+  fetch_asset app "$APP_ASSET_URL" "$APP_DIR"
   chmod -R u=rwX,go=rX "$APP_DIR"
   local module_path=${WSGI_APP%%:*}
   module_path=${module_path//.//}
