@@ -85,33 +85,24 @@ class GunicornServiceStack(cdk.Stack):
             ),
         )
         flow_logs = {"FlowLog": ec2.FlowLogOptions(traffic_type=ec2.FlowLogTrafficType.REJECT)}
+        # Without NAT: public subnets for the load balancer, isolated ones for the instances.
+        isolated_layout = [
+            ec2.SubnetConfiguration(name="Public", subnet_type=ec2.SubnetType.PUBLIC),
+            ec2.SubnetConfiguration(name="Isolated", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED),
+        ]
+        vpc = ec2.Vpc(
+            self,
+            "Vpc",
+            ip_addresses=ec2.IpAddresses.cidr("10.0.0.0/16"),
+            max_azs=2,
+            nat_gateways=0 if private_isolated else 1,
+            subnet_configuration=isolated_layout if private_isolated else None,
+            flow_logs=flow_logs,
+        )
         instance_subnets: ec2.SubnetSelection | None = None
         if private_isolated:
-            vpc = ec2.Vpc(
-                self,
-                "Vpc",
-                ip_addresses=ec2.IpAddresses.cidr("10.0.0.0/16"),
-                max_azs=2,
-                nat_gateways=0,
-                subnet_configuration=[
-                    ec2.SubnetConfiguration(name="Public", subnet_type=ec2.SubnetType.PUBLIC),
-                    ec2.SubnetConfiguration(
-                        name="Isolated", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED
-                    ),
-                ],
-                flow_logs=flow_logs,
-            )
             instance_subnets = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
             PrivateEndpoints(self, "Endpoints", vpc=vpc, subnets=instance_subnets)
-        else:
-            vpc = ec2.Vpc(
-                self,
-                "Vpc",
-                ip_addresses=ec2.IpAddresses.cidr("10.0.0.0/16"),
-                max_azs=2,
-                nat_gateways=1,
-                flow_logs=flow_logs,
-            )
         self._harden_vpc(vpc)
         self.idle_timeout = idle
         """The ``IdleTimeoutSeconds`` parameter."""
