@@ -190,9 +190,15 @@ def run_variant(variant: Variant, synth: Synth, work: Path, root: Path) -> Outco
     )
     app_key, app_source = stack.asset_source(synth, boot_env["APP_ASSET_URL"])
     wheelhouse_key, wheelhouse = stack.asset_source(synth, boot_env["WHEELHOUSE_URL"])
-    container_wheels = stack.wheelhouse_for_container(
-        wheelhouse, CONTAINER_PYTHON_VERSION, rootfs.cache_base() / "bootcheck-wheels"
-    )
+    # Before the wheelhouse (from_pypi) the boot gets an empty one; else the synth's, as the
+    # container's Python installs it.
+    if variant.from_pypi:
+        container_wheels = work / "empty-wheelhouse"
+        container_wheels.mkdir()
+    else:
+        container_wheels = stack.wheelhouse_for_container(
+            wheelhouse, CONTAINER_PYTHON_VERSION, rootfs.cache_base() / "bootcheck-wheels"
+        )
     app_copy = work / "app-asset"
     success = not variant.broken_app
     missing_module = ""
@@ -201,8 +207,6 @@ def run_variant(variant: Variant, synth: Synth, work: Path, root: Path) -> Outco
     else:
         missing_module = stack.break_app(app_source, boot_env["WSGI_APP"], app_copy)
     stack.publish_assets(synth, instance.s3, {app_key: app_copy, wheelhouse_key: container_wheels})
-    if variant.from_pypi:
-        stack.empty_asset(instance.s3, boot_env["WHEELHOUSE_URL"])
     vcpus = INSTANCE_VCPUS.get(user_data.instance_type)
     cpus = sorted(os.sched_getaffinity(0))[: vcpus or 2]
     outcome.notes.append(

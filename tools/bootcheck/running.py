@@ -326,10 +326,12 @@ def check_restart(
     the control-group kill would have."""
     box = instance.container
     before = box.systemctl_show(UNIT, "MainPID", "NRestarts")
-    old_workers = box.run(["ps", "--ppid", before["MainPID"], "-o", "pid="]).stdout.split()
+    ignoring = worker_class in WORKERS_IGNORING_THEIR_MASTER
+    listing = ["ps", "--ppid", before["MainPID"], "-o", "pid="]
+    old_workers = box.run(listing).stdout.split() if ignoring else []
     box.run(["kill", "-KILL", before["MainPID"]])
     killed: list[str] = []
-    if worker_class in WORKERS_IGNORING_THEIR_MASTER:
+    if ignoring:
         until = time.monotonic() + 10
         while box.systemctl_show(UNIT, "SubState")["SubState"] not in ("auto-restart", "dead"):
             if time.monotonic() > until:

@@ -405,13 +405,6 @@ def publish_assets(synth: Synth, s3_root: Path, replace: Mapping[str, Path]) -> 
     return published
 
 
-def empty_asset(s3_root: Path, url: str) -> None:
-    """Replace the published zip at ``url`` (s3://BUCKET/KEY) with an empty zip."""
-    bucket, _, key = url.removeprefix("s3://").partition("/")
-    with zipfile.ZipFile(s3_root / bucket / key, "w"):
-        pass
-
-
 def _sub_pseudo(text: str) -> str:
     values = {"AWS::AccountId": ACCOUNT, "AWS::Region": REGION, "AWS::Partition": PARTITION}
     return re.sub(r"\$\{([^}]+)\}", lambda m: values[m.group(1)], text)
