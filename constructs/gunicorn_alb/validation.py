@@ -9,10 +9,8 @@ A new prop's check is a ``_check_*`` function here, called from ``check_props``.
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import aws_cdk as cdk
@@ -23,20 +21,16 @@ from aws_cdk import aws_route53 as route53
 from constructs import Construct
 
 from gunicorn_alb import (
-    app_config,
+    app_validation,
     architecture,
     capacity,
     instance_logs,
     limits,
     log_group,
-    rendering,
     timeouts,
-    wheelhouse,
 )
 from gunicorn_alb.props import ServiceProps
-from gunicorn_alb.secret import check_secrets
 
-_REQUIREMENTS = re.compile(r"^[A-Za-z0-9._/-]+$")
 DESYNC_MODES = {
     "defensive": elbv2.DesyncMitigationMode.DEFENSIVE,
     "strictest": elbv2.DesyncMitigationMode.STRICTEST,
@@ -92,7 +86,7 @@ def check_props(props: ServiceProps, scope: Construct) -> CheckedProps:
         timeouts.default_threads(props.worker_class) if props.threads is None else props.threads
     )
     problems += timeouts.check_worker(props.worker_class, threads)
-    problems += _check_app_config(props)
+    problems += app_validation.check_app_config(props)
     tls = props.certificate is not None or props.domain_name is not None
     protocol = props.listener_protocol or (
         elbv2.ApplicationProtocol.HTTPS if tls else elbv2.ApplicationProtocol.HTTP
@@ -112,17 +106,21 @@ def check_props(props: ServiceProps, scope: Construct) -> CheckedProps:
     problems += _check_instances(props)
     problems += _check_aws_limits(props)
     problems += _check_scaling(props)
-    app_path, requirements = _check_app(
+    app_path, requirements = app_validation.check_app(
         problems, props.app_directory, props.wsgi_app, props.app_requirements
     )
     types = instance_types_of(props)
     instance_type = types[0]
     problems += architecture.check_architecture(scope, types, props.machine_image)
     machine = architecture.machine_of(instance_type)
-    problems += _check_source_builds(props)
+    problems += app_validation.check_source_builds(props)
     _raise_if_any(problems)
     assert coupled is not None and app_path is not None
-    found = _resolve_wheelhouse(props, machine, app_path / requirements if requirements else None)
+    found, problems = app_validation.resolve_wheelhouse(
+        props, machine, app_path / requirements if requirements else None
+    )
+    _raise_if_any(problems)
+    assert found is not None
     return CheckedProps(
         idle_timeout=idle,
         idle_timeout_setting=(
@@ -152,60 +150,6 @@ def _raise_if_any(problems: list[str]) -> None:
             "ApplicationLoadBalancedGunicornService: invalid properties:\n"
             + "\n".join(f"- {problem}" for problem in problems)
         )
-
-
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-
-
-def _check_source_builds(props: ServiceProps) -> list[str]:
-    names = list(props.build_from_source)
-    problems = [
-        f"build_from_source must hold distribution names such as psycopg2, got {name!r}"
-        for name in names
-        if not isinstance(name, str) or not _NAME.match(name)
-    ]
-    selection = props.vpc_subnets
-    if names and selection is not None and selection.subnet_type == ec2.SubnetType.PRIVATE_ISOLATED:
-        problems.append(
-            "build_from_source needs a route to PyPI at boot, but vpc_subnets selects "
-            "PRIVATE_ISOLATED subnets: use packages with wheels for the instances, or "
-            "subnets with a NAT gateway"
-        )
-    return problems
-
-
-def _resolve_wheelhouse(props: ServiceProps, machine: str, requirements: Path | None) -> Path:
-    """The wheelhouse of the pinned Gunicorn, the worker's packages and the app's requirements,
-    for the instances' machine; a missing wheel is reported like any other problem."""
-    spec = wheelhouse.WheelhouseSpec(
-        requirements=(
-            f"gunicorn=={rendering.GUNICORN_VERSION}",
-            *timeouts.KEEPALIVE_WORKER_CLASSES[props.worker_class],
-        ),
-        requirement_files=(requirements,) if requirements is not None else (),
-        architecture=machine,
-        build_from_source=tuple(props.build_from_source),
-    )
-    try:
-        return wheelhouse.build(spec)
-    except wheelhouse.WheelhouseError as error:
-        pinned = {wheelhouse.normalize(r.split("=")[0]) for r in spec.requirements}
-        source = (
-            "worker_class"
-            if error.requirement in pinned or requirements is None
-            else "app_requirements"
-        )
-        _raise_if_any([f"{source}: {error}"])
-        raise  # unreachable: _raise_if_any raised
-
-
-def _check_app_config(props: ServiceProps) -> list[str]:
-    """The app's environment, secrets and release step (:mod:`gunicorn_alb.app_config`)."""
-    return [
-        *app_config.check_environment(props.environment, cdk.Token.is_unresolved),
-        *check_secrets(props.secrets, props.environment),
-        *app_config.check_pre_start_command(props.pre_start_command, cdk.Token.is_unresolved),
-    ]
 
 
 def _seconds(value: cdk.Duration | None) -> float | None:
@@ -441,40 +385,3 @@ def _check_capacity(minimum: int, maximum: int, desired: int | None) -> list[str
             f"min_capacity={minimum}, max_capacity={maximum}"
         )
     return problems
-
-
-def _check_app(
-    problems: list[str], app_directory: str | None, wsgi_app: str, app_requirements: str | None
-) -> tuple[Path | None, str]:
-    """Return the app's directory and requirements file; append any problem found."""
-    target_problems = app_config.check_app_target("wsgi_app", wsgi_app)
-    problems += target_problems
-    if app_directory is None:
-        directory = Path(str(resources.files("gunicorn_alb").joinpath("sample_app")))
-    else:
-        directory = Path(app_directory)
-        if not directory.is_dir():
-            problems.append(f"app_directory must be an existing directory, got {app_directory!r}")
-            return None, ""
-    if not target_problems:
-        module = app_config.target_module(wsgi_app).replace(".", "/")
-        if not (
-            (directory / f"{module}.py").is_file() or (directory / module / "__init__.py").is_file()
-        ):
-            problems.append(
-                f"wsgi_app {wsgi_app!r} names module {module.replace('/', '.')!r}, but "
-                f"app_directory {str(directory)!r} has no {module}.py or {module}/__init__.py"
-            )
-    if app_requirements is None:
-        return directory, "requirements.txt" if (directory / "requirements.txt").is_file() else ""
-    if not _REQUIREMENTS.match(app_requirements) or ".." in app_requirements.split("/"):
-        problems.append(
-            "app_requirements must be a relative path inside app_directory, "
-            f"got {app_requirements!r}"
-        )
-    elif not (directory / app_requirements).is_file():
-        problems.append(
-            f"app_requirements {app_requirements!r} is not a file in app_directory "
-            f"{str(directory)!r}"
-        )
-    return directory, app_requirements
