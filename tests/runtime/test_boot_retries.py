@@ -126,8 +126,9 @@ def test_every_network_step_of_the_boot_script_retries() -> None:
     network = re.compile(r'\bdnf install\b|/bin/pip" install\b|\baws s3\b|CFN_SIGNAL')
     lines = [line.strip() for line in script.splitlines() if not line.strip().startswith("#")]
     calls = [line for line in lines if network.search(line)]
-    # 9: with the wheelhouse's copy, the source-build toolchain (build_from_source) and the log
-    # agent's packages (logrotate, amazon-cloudwatch-agent).
-    assert len(calls) == 9, calls
+    # 8: one `aws s3 cp` (fetch_asset, for the wheelhouse and the app), the source-build
+    # toolchain (build_from_source) and the log agent's packages (logrotate,
+    # amazon-cloudwatch-agent) among them.
+    assert len(calls) == 8, calls
     for line in calls:
         assert line.startswith(("install_step ", "retry ")), line
