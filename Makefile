@@ -55,23 +55,23 @@ bench: setup
 	$(PY) tools/bench/bench.py
 
 # Boots the reference stack's user data under a real systemd (systemd-nspawn -b, no network;
-# tools/bootcheck/): the way to try a change to the boot script before deploying it. Prints each
+# gunicorn_alb.bootcheck): the way to try a change to the boot script before deploying it. Prints each
 # variant's boot-to-signal seconds, the median of RUNS boots.
 RUNS ?= 3
 boot-check: setup bootcheck-rootfs
-	$(PY) -m tools.bootcheck.bootcheck --runs $(RUNS)
+	$(PY) -m gunicorn_alb.bootcheck.bootcheck --runs $(RUNS)
 
 # What the wheelhouse changes in the boot time: the reference app and the Django example, each
 # booted from the wheelhouse (no network) and as before it (pip from PyPI at boot, the host's
 # network), one boot at a time; prints the medians side by side.
 BOOT_TIME_VARIANTS ?= --variant default --variant example-django
 boot-time: setup bootcheck-rootfs
-	$(PY) -m tools.bootcheck.bootcheck $(BOOT_TIME_VARIANTS) --before-wheelhouse --runs $(RUNS)
+	$(PY) -m gunicorn_alb.bootcheck.bootcheck $(BOOT_TIME_VARIANTS) --before-wheelhouse --runs $(RUNS)
 
 # The boot check's Debian 12 root filesystem (mmdebstrap), built once per machine and cached in
 # ~/.cache/gunicorn-alb/bootcheck-rootfs/ by a hash of its recipe (minutes, cold).
 bootcheck-rootfs: setup
-	$(PY) -m tools.bootcheck.rootfs --if-possible
+	$(PY) -m gunicorn_alb.bootcheck.rootfs --if-possible
 
 # Gunicorn's default keep-alive against the generated one, behind nginx standing in for the ALB
 # (about 2 minutes), then the transitions (reload, scale-in, recycling, a raised idle timeout with

@@ -92,7 +92,7 @@ def cli_synths(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-unt
     """`cdk synth` of the reference app with the pinned CLI, once per distinct context the boot
     check needs (the default, -c idleTimeoutSeconds=120 and -c example=django), in parallel,
     shared by the CLI test and the boot check. Keyed by ``Variant.synth_key``."""
-    from tools.bootcheck import bootcheck, stack
+    from gunicorn_alb.bootcheck import bootcheck, stack
 
     try:
         return bootcheck.synthesize(bootcheck.VARIANTS, tmp_path_factory.mktemp("cdk-synth"))

@@ -1,5 +1,5 @@
-"""The boot check (tools/bootcheck/) as a test: each variant boots the reference stack's real user
-data in a container with systemd 252 as PID 1 and no network, all variants at once. Needs root,
+"""The boot check (gunicorn_alb.bootcheck) as a test: each variant boots the reference stack's real
+user data in a container with systemd 252 as PID 1 and no network, all variants at once. Needs root,
 systemd-nspawn, nsenter and the cached root filesystem (`make test` builds it once per machine
 with mmdebstrap); a missing one fails the test with its name."""
 
@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from tools.bootcheck import bootcheck, stack
-from tools.bootcheck.checks import Outcome
+from gunicorn_alb.bootcheck import bootcheck, stack
+from gunicorn_alb.bootcheck.checks import Outcome
 
 pytestmark = pytest.mark.runtime
 

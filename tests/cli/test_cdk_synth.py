@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.bootcheck import stack
+from gunicorn_alb.bootcheck import stack
 
 pytestmark = pytest.mark.cli
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from gunicorn_alb import instance_logs, rendering
-from tools.bootcheck.instance import USER_DATA_UNIT, Instance
+from gunicorn_alb.bootcheck.instance import USER_DATA_UNIT, Instance
 
 UNIT = "gunicorn-app.service"
 APP_DIR = "/srv/gunicorn-app"

@@ -7,7 +7,7 @@ once per machine and again only when the recipe changes. It lives in
 ``$GUNICORN_ALB_CACHE/bootcheck-rootfs/KEY/``); the boot check never writes into it (each boot
 gets an overlay).
 
-    .venv/bin/python -m tools.bootcheck.rootfs      # build it (or print where it is)
+    .venv/bin/python -m gunicorn_alb.bootcheck.rootfs      # build it (or print where it is)
 
 Standard library only.
 """

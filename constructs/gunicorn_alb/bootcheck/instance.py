@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tools.bootcheck.container import Container, ContainerError
+from gunicorn_alb.bootcheck.container import Container, ContainerError
 
 SOURCE = Path(__file__).resolve().parent
 USER_DATA_PATH = "/var/lib/cloud/instance/scripts/part-001"

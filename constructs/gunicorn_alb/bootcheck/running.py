@@ -20,9 +20,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from gunicorn_alb import instance_logs
-from tools.bootcheck import app_probe
-from tools.bootcheck.checks import Outcome, tail
-from tools.bootcheck.instance import Instance
+from gunicorn_alb.bootcheck import app_probe
+from gunicorn_alb.bootcheck.checks import Outcome, tail
+from gunicorn_alb.bootcheck.instance import Instance
 
 UNIT = "gunicorn-app.service"
 UNIT_PATH = f"/etc/systemd/system/{UNIT}"

@@ -18,10 +18,10 @@ from secrets import token_hex
 from typing import Any
 
 from gunicorn_alb import rendering
-from tools.bootcheck import running
-from tools.bootcheck.checks import Outcome
-from tools.bootcheck.instance import USER_DATA_PATH, USER_DATA_UNIT, Instance
-from tools.bootcheck.shims import SECRET_READS
+from gunicorn_alb.bootcheck import running
+from gunicorn_alb.bootcheck.checks import Outcome
+from gunicorn_alb.bootcheck.instance import USER_DATA_PATH, USER_DATA_UNIT, Instance
+from gunicorn_alb.bootcheck.shims import SECRET_READS
 
 PRE_START_UNIT = Path(rendering.PRE_START_UNIT_PATH).name
 OPERATIONS = {service: [service, operation] for service, operation in SECRET_READS}

@@ -26,7 +26,7 @@ from typing import Any
 from gunicorn_alb import rendering
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
+ROOT = HERE.parents[2]
 
 # What the stack would get from CloudFormation in the boot check's imaginary deployment.
 REGION = "eu-west-1"
@@ -497,7 +497,7 @@ def add_probe(source: Path, wsgi_app: str, target: Path) -> None:
     shutil.copyfile(HERE / "app_probe.py", target / "bootcheck_probe.py")
     module.write_text(
         module.read_text()
-        + "\n\n# Added by the boot check to its copy of the app (tools/bootcheck/app_probe.py).\n"
+        + "\n\n# Added by the boot check to its copy of the app (bootcheck/app_probe.py).\n"
         + "import bootcheck_probe as _bootcheck_probe  # noqa: E402\n\n"
         + f"{callable_name} = _bootcheck_probe.{wrapper}({callable_name})\n"
     )

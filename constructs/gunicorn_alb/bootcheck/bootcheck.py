@@ -1,7 +1,7 @@
 """Boot check: boot the instance user data of the synthesized reference stack under a real systemd
 and check that it brings Gunicorn up the way an EC2 instance would.
 
-    .venv/bin/python -m tools.bootcheck.bootcheck [--variant NAME]... [--runs N] [--keep]
+    .venv/bin/python -m gunicorn_alb.bootcheck.bootcheck [--variant NAME]... [--runs N] [--keep]
                                                   [--work-dir DIR]
 
 For each variant the check synthesizes the reference app (``cdk synth``; ``stack.py``), takes the
@@ -44,11 +44,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from gunicorn_alb import rendering
-from tools.bootcheck import app_checks, checks, rootfs, running, stack
-from tools.bootcheck.checks import Outcome
-from tools.bootcheck.container import ContainerError
-from tools.bootcheck.instance import Instance
-from tools.bootcheck.stack import BootCheckError, Synth
+from gunicorn_alb.bootcheck import app_checks, checks, rootfs, running, stack
+from gunicorn_alb.bootcheck.checks import Outcome
+from gunicorn_alb.bootcheck.container import ContainerError
+from gunicorn_alb.bootcheck.instance import Instance
+from gunicorn_alb.bootcheck.stack import BootCheckError, Synth
 
 HERE = Path(__file__).resolve().parent
 # vCPUs of the instance types the reference stack may use: the container gets as many CPUs, so
