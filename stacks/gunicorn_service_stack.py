@@ -130,9 +130,7 @@ class GunicornServiceStack(cdk.Stack):
         if endpoints is not None:
             # The instances' first boot calls S3 and the endpoints' services: no instance before
             # the endpoints exist (the construct orders the group after NAT routes itself).
-            group = service.auto_scaling_group.node.default_child
-            assert isinstance(group, cdk.CfnResource)
-            group.node.add_dependency(endpoints)
+            service.auto_scaling_group.node.add_dependency(endpoints)
         self.service = service
         """The construct under the reference stack (its load balancer, group, ...)."""
         if not deletion_protection:

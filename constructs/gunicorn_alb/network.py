@@ -69,13 +69,13 @@ class PrivateEndpoints(Construct):
     private DNS and accept HTTPS from the VPC.
 
     Make the Auto Scaling group depend on this construct
-    (``service.auto_scaling_group.node.default_child.node.add_dependency(endpoints)``): its
-    instances call these endpoints from the first second of their boot.
+    (``service.auto_scaling_group.node.add_dependency(endpoints)``): its instances call these
+    endpoints from the first second of their boot.
 
     Cost: the S3 gateway endpoint is free; each interface endpoint is billed per hour in each
     Availability Zone of ``subnets`` (about USD 0.01 an hour per endpoint and zone in us-east-1,
     plus USD 0.01 per GB) where one NAT gateway is USD 0.045 an hour plus USD 0.045 per GB: the
-    seven endpoints in two zones cost about three times one NAT gateway when idle (the README
+    seven endpoints in two zones cost about 2.8 times one NAT gateway when idle (the README
     has the figures). Choose isolated subnets for having no route to the internet, not for cost.
 
     :param scope: the parent construct.

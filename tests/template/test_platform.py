@@ -212,6 +212,16 @@ def test_no_endpoint_for_cloudwatch_metrics(isolated: assertions.Template) -> No
     assert ".monitoring" not in names and ".logs" in names
 
 
+def test_the_readme_prices_the_endpoints_the_variant_has(root: Path) -> None:
+    """The README's cost table counts the interface endpoints there are (0.01 USD per endpoint
+    and zone-hour, us-east-1), so an endpoint added or removed updates the figure."""
+    count = len(INTERFACE_ENDPOINTS)
+    monthly = count * 2 * 0.01 * 730
+    row = f"| the reference variant's {count} interface endpoints x 2 AZs | "
+    readme = (root / "README.md").read_text()
+    assert row in readme and f"| {monthly:.2f} USD |" in readme.split(row)[1].splitlines()[0]
+
+
 def test_the_reference_stack_pins_the_image_per_region() -> None:
     template = assertions.Template.from_stack(
         GunicornServiceStack(
