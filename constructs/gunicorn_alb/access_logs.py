@@ -17,7 +17,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import region_info
 from constructs import Construct
 
-from gunicorn_alb.compliance import KEEP_UNLESS_CREATE_FAILS, acknowledge, acknowledge_control
+from gunicorn_alb.compliance import acknowledge, acknowledge_control
 from gunicorn_alb.props import ServiceProps
 
 LOG_DELIVERY_PRINCIPAL = "logdelivery.elasticloadbalancing.amazonaws.com"
@@ -37,7 +37,12 @@ def new_log_bucket(scope: Construct, id: str, retention: cdk.Duration) -> s3.Buc
         object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
         versioned=False,
         lifecycle_rules=[s3.LifecycleRule(expiration=retention)],
-        removal_policy=KEEP_UNLESS_CREATE_FAILS,
+        # Retain, not RetainExceptOnCreate like the keys and log groups: enabling access logs
+        # makes the ALB write a test object (AWSLogs/<account>/ELBAccessLogTestFile; Elastic Load
+        # Balancing user guide, "Enable access logs"), and CloudFormation cannot delete a bucket
+        # that holds objects, so deleting it in a failed first create's rollback would end the
+        # stack in ROLLBACK_FAILED. A retained bucket costs its few bytes of storage.
+        removal_policy=cdk.RemovalPolicy.RETAIN,
     )
     for control, rule, reason, if_enforced in _LOG_BUCKET_CONTROLS:
         acknowledge_control(bucket, control, rule, reason, if_enforced=if_enforced)

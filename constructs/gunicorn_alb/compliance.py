@@ -24,10 +24,11 @@ CFN_GUARD_PLUGIN = "cdk-validator-cfnguard"
 """The name the Control Tower validation plugin reports under."""
 
 KEEP_UNLESS_CREATE_FAILS = cdk.RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE
-"""The removal policy of what holds data (the KMS keys, the log groups, the access-log bucket):
-kept when the stack is deleted or the resource replaced, but deleted when the stack operation that
-created it rolls back (CloudFormation ``DeletionPolicy: RetainExceptOnCreate``), so a failed first
-deploy leaves nothing behind (a key bills monthly until it is deleted)."""
+"""The removal policy of the KMS keys and the log groups: kept when the stack is deleted or the
+resource replaced, but deleted when the stack operation that created it rolls back (CloudFormation
+``DeletionPolicy: RetainExceptOnCreate``), so a failed first deploy leaves no key (billed every
+month) and no log group behind. Not for the access-log bucket (``access_logs``: the ALB writes a
+test object into it, and a bucket that holds objects cannot be deleted)."""
 
 
 def acknowledge(scope: IConstruct, rule: str, reason: str) -> None:
