@@ -50,3 +50,61 @@ def env_value(user_data: str, key: str) -> str:
     boot_env = rendering.written_file(user_data, rendering.BOOT_ENV_PATH)
     assert boot_env is not None, "the user data writes no boot.env"
     return rendering.parse_env(boot_env)[key]
+
+
+SECRET_READS = (
+    "ssm:GetParameter",
+    "ssm:GetParameters",
+    "ssm:GetParametersByPath",
+    "secretsmanager:GetSecretValue",
+)
+"""The actions that read a parameter's or a secret's value."""
+
+
+def secret_reads_on_every_resource(template: assertions.Template) -> list[dict[str, Any]]:
+    """The statements of the template's IAM policies and roles that allow reading any parameter
+    or secret: an action (or a wildcard such as ``ssm:Get*``) of ``SECRET_READS`` on ``*``, or
+    any ``NotAction``/``NotResource`` allow. Managed policies are not in the template: see
+    ``instance_role_managed_policies``."""
+    from fnmatch import fnmatchcase
+
+    found = []
+    for kind in ("AWS::IAM::Policy", "AWS::IAM::Role", "AWS::IAM::ManagedPolicy"):
+        for resource in template.find_resources(kind).values():
+            properties = resource["Properties"]
+            documents = [properties.get("PolicyDocument")]
+            documents += [p["PolicyDocument"] for p in properties.get("Policies", [])]
+            for document in filter(None, documents):
+                for statement in document["Statement"]:
+                    if statement.get("Effect") != "Allow":
+                        continue
+                    if "NotAction" in statement or "NotResource" in statement:
+                        found.append(statement)
+                        continue
+                    actions = statement["Action"]
+                    resources = statement["Resource"]
+                    patterns = [actions] if isinstance(actions, str) else actions
+                    everything = resources == "*" or (
+                        isinstance(resources, list) and "*" in resources
+                    )
+                    reads = any(
+                        fnmatchcase(action.lower(), pattern.lower())
+                        for pattern in patterns
+                        for action in SECRET_READS
+                    )
+                    if reads and everything:
+                        found.append(statement)
+    return found
+
+
+def instance_role_managed_policies(template: assertions.Template) -> list[Any]:
+    """Every managed policy attached to an instance role (a role EC2 assumes) of the template:
+    their grants are not in the template."""
+    import json
+
+    return [
+        arn
+        for role in template.find_resources("AWS::IAM::Role").values()
+        if "ec2.amazonaws.com" in json.dumps(role["Properties"]["AssumeRolePolicyDocument"])
+        for arn in role["Properties"].get("ManagedPolicyArns", [])
+    ]

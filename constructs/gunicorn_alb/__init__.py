@@ -15,11 +15,16 @@ if TYPE_CHECKING:
     from gunicorn_alb.secret import Secret
     from gunicorn_alb.service import ApplicationLoadBalancedGunicornService
 
+__version__ = "0.2.0"
+"""The distribution's version: the one source (pyproject.toml reads it; CHANGELOG.md has its
+entry)."""
+
 __all__ = [
     "ApplicationLoadBalancedGunicornService",
     "CoupledTimeouts",
     "Secret",
     "TimeoutRuleError",
+    "__version__",
     "derive_timeouts",
 ]
 

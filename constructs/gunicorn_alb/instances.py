@@ -46,16 +46,10 @@ class LaunchParts:
 def new_launch_template(
     scope: Construct, props: ServiceProps, checked: CheckedProps
 ) -> LaunchParts:
-    """The role (Session Manager, the app asset), the security group (HTTPS out only), the app
-    asset and the launch template (IMDSv2, encrypted gp3, no public IP)."""
-    role = iam.Role(
-        scope,
-        "InstanceRole",
-        assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
-        managed_policies=[
-            iam.ManagedPolicy.from_aws_managed_policy_name("AmazonSSMManagedInstanceCore")
-        ],
-    )
+    """The role (Session Manager, the two assets, the app's secrets), the security group (HTTPS
+    out only), the app asset and the launch template (IMDSv2, encrypted gp3, no public IP)."""
+    role = iam.Role(scope, "InstanceRole", assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"))
+    allow_session_manager(role)
     security_group = ec2.SecurityGroup(
         scope,
         "InstanceSecurityGroup",
@@ -89,13 +83,6 @@ def new_launch_template(
     # Read exactly the app's secrets (and decrypt with their keys, where CDK knows them).
     for secret in (props.secrets or {}).values():
         secret.grant_read(role)
-    acknowledge(
-        role,
-        "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/"
-        "AmazonSSMManagedInstanceCore]",
-        "AmazonSSMManagedInstanceCore is the AWS-maintained minimum for Session Manager, the "
-        "only way onto the instances (no SSH, no key pair)",
-    )
     user_data = ec2.UserData.for_linux(shebang=rendering.USER_DATA_SHEBANG)
     launch_template = ec2.LaunchTemplate(
         scope,
@@ -131,7 +118,8 @@ def new_auto_scaling_group(
     launch_template: ec2.LaunchTemplate,
     alarm_topic: sns.ITopic | None,
 ) -> autoscaling.AutoScalingGroup:
-    """The group in the private subnets: ELB health checks, creation signals, one-at-a-time
+    """The group in the private subnets (created after their routes to the NAT gateway): ELB
+    health checks, creation signals, one-at-a-time
     rolling updates, scaling events to ``alarm_topic``, and the optional termination hook; with
     ``instance_types`` a mixed-instances policy (and capacity rebalancing with Spot). It publishes
     its group metrics (the dashboard's capacity widget) and leaves a new instance out of its
@@ -139,12 +127,14 @@ def new_auto_scaling_group(
     min_capacity, max_capacity = props.min_capacity, props.max_capacity
     types = props.instance_types
     spot = bool(types) and props.spot_percentage > 0
+    subnets = props.vpc_subnets or ec2.SubnetSelection(
+        subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS
+    )
     group = autoscaling.AutoScalingGroup(
         scope,
         "AutoScalingGroup",
         vpc=props.vpc,
-        vpc_subnets=props.vpc_subnets
-        or ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
+        vpc_subnets=subnets,
         launch_template=None if types else launch_template,
         mixed_instances_policy=scaling.mixed_instances_policy(
             launch_template,
@@ -185,6 +175,11 @@ def new_auto_scaling_group(
     )
     asg = group.node.default_child
     assert isinstance(asg, cdk.CfnResource)
+    # Instances boot as soon as the group exists and install over the network: the group waits
+    # for its subnets' default routes (the NAT gateway's), as the load balancer waits for the
+    # public ones (CloudFormation user guide, "DependsOn attribute"). Isolated subnets have none;
+    # their VPC endpoints are the caller's to add (see network.PrivateEndpoints).
+    asg.node.add_dependency(_selected(props.vpc, subnets).internet_connectivity_established)
     acknowledge_control(
         asg,
         "CT.AUTOSCALING.PR.1",
@@ -192,6 +187,8 @@ def new_auto_scaling_group(
         "the group spans the Availability Zones of its subnets through VPCZoneIdentifier (the "
         "private subnets with egress of the VPC; two AZs in the reference VPC); the rule reads "
         "only the AvailabilityZones property, which a group in a VPC does not need",
+        if_enforced="set AvailabilityZones on the group (auto_scaling_group.node.default_child) "
+        "to the Availability Zones of its subnets",
     )
     if len(types or ()) < 2:
         acknowledge_control(
@@ -201,6 +198,8 @@ def new_auto_scaling_group(
             "one instance type by default: the worker count and the capacity model assume one "
             "size of instance; several types (instance_types, a mixed-instances policy, with "
             "Spot if wanted) are a deliberate choice of the app's owner",
+            if_enforced="pass instance_types with two or more types of one size (a "
+            "mixed-instances policy; the README lists types that meet the other controls)",
         )
     if props.termination_hook_timeout is not None:
         group.add_lifecycle_hook(
@@ -274,19 +273,71 @@ idle timeout. Read-only; neither action supports resource-level permissions (the
 Authorization Reference lists no resource type for them), so the statement names ``*``."""
 
 
+SESSION_MANAGER_ACTIONS = (
+    "ssm:UpdateInstanceInformation",
+    "ssmmessages:CreateControlChannel",
+    "ssmmessages:CreateDataChannel",
+    "ssmmessages:OpenControlChannel",
+    "ssmmessages:OpenDataChannel",
+    "ec2messages:AcknowledgeMessage",
+    "ec2messages:DeleteMessage",
+    "ec2messages:FailMessage",
+    "ec2messages:GetEndpoint",
+    "ec2messages:GetMessages",
+    "ec2messages:SendReply",
+)
+"""What the SSM agent needs for Session Manager (the only way onto the instances: no SSH, no key
+pair) and Run Command, and nothing more: the agent registers (``ssm:UpdateInstanceInformation``),
+opens the session channels (``ssmmessages``, Systems Manager user guide, "Create a custom IAM role
+for Session Manager") and takes commands (the six ``ec2messages`` actions of the AWS managed policy
+``AmazonSSMManagedInstanceCore``). That managed policy also allows ``ssm:GetParameter`` and
+``ssm:GetParameters`` on every parameter of the account (SecureStrings included), so it is not
+used: the role reads exactly the app's secrets. None of these actions supports resource-level
+permissions (Service Authorization Reference: Systems Manager, Session Manager Message Gateway
+Service, EC2 Messages), so the statement names ``*``."""
+
+
+def allow_session_manager(role: iam.Role) -> None:
+    """The ``SessionManager`` statement of the instance role (``SESSION_MANAGER_ACTIONS``)."""
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            sid="SessionManager", actions=list(SESSION_MANAGER_ACTIONS), resources=["*"]
+        )
+    )
+
+
 def allow_live_idle_timeout_reads(launch_template: ec2.LaunchTemplate) -> None:
     """The instance role may read the live idle timeouts (and nothing else of ELB)."""
     role = launch_template.role
     assert isinstance(role, iam.Role), "new_launch_template gives the template its own role"
     role.add_to_principal_policy(
-        iam.PolicyStatement(actions=list(LIVE_IDLE_TIMEOUT_ACTIONS), resources=["*"])
+        iam.PolicyStatement(
+            sid="LiveIdleTimeout", actions=list(LIVE_IDLE_TIMEOUT_ACTIONS), resources=["*"]
+        )
     )
+    # One acknowledgement per rule and construct: it covers both statements that must name "*".
     acknowledge(
         role,
         "AwsSolutions-IAM5[Resource::*]",
-        "elasticloadbalancing:DescribeTargetGroups and DescribeLoadBalancerAttributes are "
-        "read-only and support no resource-level permissions (Service Authorization Reference, "
-        "Elastic Load Balancing V2): the coupling agent reads the live idle timeout with them",
+        "two statements name every resource because their actions support no resource-level "
+        "permissions (Service Authorization Reference): LiveIdleTimeout, the read-only "
+        "elasticloadbalancing:DescribeTargetGroups and DescribeLoadBalancerAttributes the "
+        "coupling agent reads the live idle timeout with; SessionManager, the SSM agent's "
+        "ssm:UpdateInstanceInformation, ssmmessages channel and ec2messages actions (Systems "
+        "Manager user guide, 'Create a custom IAM role for Session Manager'), none of which "
+        "reads a parameter or a secret",
+    )
+
+
+def _selected(vpc: ec2.IVpc, selection: ec2.SubnetSelection) -> ec2.SelectedSubnets:
+    """``vpc.select_subnets`` for a ``SubnetSelection`` (jsii takes its fields as keywords)."""
+    return vpc.select_subnets(
+        availability_zones=selection.availability_zones,
+        one_per_az=selection.one_per_az,
+        subnet_filters=selection.subnet_filters,
+        subnet_group_name=selection.subnet_group_name,
+        subnets=selection.subnets,
+        subnet_type=selection.subnet_type,
     )
 
 

@@ -129,6 +129,8 @@ def add_listeners(
             "alb_http_to_https_redirection_check",
             "no certificate was given (certificate, or domain_name and domain_zone), so there is "
             "no HTTPS listener to redirect to; the synth warning gunicorn-alb:http-only says so",
+            if_enforced="give certificate (or domain_name and domain_zone): port 80 then "
+            "redirects to HTTPS",
         )
     if "0.0.0.0/0" in cidrs:
         acknowledge(

@@ -19,7 +19,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from gunicorn_alb.compliance import grants_only_for_aws_services
+from gunicorn_alb.compliance import KEEP_UNLESS_CREATE_FAILS, grants_only_for_aws_services
 
 if TYPE_CHECKING:  # props.py imports AlarmThresholds from here
     from gunicorn_alb.props import ServiceProps
@@ -220,6 +220,7 @@ def new_alarm_topic(scope: Construct, id: str) -> sns.Topic:
         f"{id}Key",
         description="Encrypts the gunicorn-alb alarm topic",
         enable_key_rotation=True,
+        removal_policy=KEEP_UNLESS_CREATE_FAILS,
     )
     publish_with_key = ["kms:Decrypt", "kms:GenerateDataKey*"]
     key.add_to_resource_policy(

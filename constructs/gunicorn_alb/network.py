@@ -29,10 +29,6 @@ INTERFACE_ENDPOINTS: dict[str, tuple[ec2.InterfaceVpcEndpointAwsService, str]] =
         "cfn-signal at the end of the boot",
     ),
     "Logs": (ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS, "CloudWatch agent: logs"),
-    "Monitoring": (
-        ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_MONITORING,
-        "CloudWatch agent: metrics",
-    ),
     "SecretsManager": (
         ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER,
         "the app's secrets, read at boot",
@@ -42,15 +38,45 @@ INTERFACE_ENDPOINTS: dict[str, tuple[ec2.InterfaceVpcEndpointAwsService, str]] =
         "the live idle timeout (boot and coupling agent)",
     ),
 }
-"""Interface endpoints by child id: the service and who on the instance calls it."""
+"""Interface endpoints by child id: the service and who on the instance calls it. No CloudWatch
+metrics endpoint (``monitoring``): the CloudWatch agent ships logs only
+(:mod:`gunicorn_alb.instance_logs`), and the instance metrics the alarms use come from EC2."""
+
+SSM_AGENT_BUCKETS = (
+    "amazon-ssm-{region}",
+    "amazon-ssm-packages-{region}",
+    "aws-ssm-{region}",
+    "{region}-birdwatcher-prod",
+    "aws-ssm-distributor-file-{region}",
+    "aws-ssm-document-attachments-{region}",
+    "patch-baseline-snapshot-{region}",
+)
+"""The AWS-owned buckets the SSM agent reads in a region (agent updates, Run Command and
+Distributor documents, patch baselines), which an S3 endpoint policy must admit (Systems Manager
+user guide, "SSM Agent communications with AWS managed S3 buckets"). Left out: the page's
+``aws-windows-downloads-{region}`` and ``aws-patchmanager-macos-{region}`` (Windows and macOS
+only) and the per-region Patch Manager buckets of "Reference: Amazon S3 buckets for patching
+operations", whose names differ per region (add a statement to ``s3`` for them if you patch
+with Patch Manager)."""
 
 
 class PrivateEndpoints(Construct):
     """An S3 gateway endpoint and the interface endpoints the instances need without a NAT gateway.
 
-    The S3 endpoint's policy allows the Amazon Linux 2023 repositories (read) and this account's
-    own buckets (the CDK assets, the app's data), and nothing else: a foreign bucket is out of
-    reach from these subnets. Interface endpoints use private DNS and accept HTTPS from the VPC.
+    The S3 endpoint's policy allows the Amazon Linux 2023 repositories and the SSM agent's
+    AWS-owned buckets (read) and this account's own buckets (the CDK assets, the app's data), and
+    nothing else: a foreign bucket is out of reach from these subnets. Interface endpoints use
+    private DNS and accept HTTPS from the VPC.
+
+    Make the Auto Scaling group depend on this construct
+    (``service.auto_scaling_group.node.add_dependency(endpoints)``): its instances call these
+    endpoints from the first second of their boot.
+
+    Cost: the S3 gateway endpoint is free; each interface endpoint is billed per hour in each
+    Availability Zone of ``subnets`` (about USD 0.01 an hour per endpoint and zone in us-east-1,
+    plus USD 0.01 per GB) where one NAT gateway is USD 0.045 an hour plus USD 0.045 per GB: the
+    seven endpoints in two zones cost about 2.8 times one NAT gateway when idle (the README
+    has the figures). Choose isolated subnets for having no route to the internet, not for cost.
 
     :param scope: the parent construct.
     :param id: the construct id.
@@ -87,6 +113,17 @@ class PrivateEndpoints(Construct):
                 principals=[iam.AnyPrincipal()],
                 actions=["s3:GetObject"],
                 resources=[f"arn:{cdk.Aws.PARTITION}:s3:::{repositories}/*"],
+            )
+        )
+        self.s3.add_to_policy(
+            iam.PolicyStatement(
+                sid="SsmAgentBuckets",
+                principals=[iam.AnyPrincipal()],
+                actions=["s3:GetObject"],
+                resources=[
+                    f"arn:{cdk.Aws.PARTITION}:s3:::{bucket.format(region=cdk.Aws.REGION)}/*"
+                    for bucket in SSM_AGENT_BUCKETS
+                ],
             )
         )
         self.s3.add_to_policy(

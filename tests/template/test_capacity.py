@@ -154,7 +154,7 @@ def test_reference_log_group_keeps_a_year_under_its_own_key(
     resources = reference_template.to_json()["Resources"]
     group = resources[log_group_id]
     assert group["Properties"]["RetentionInDays"] == 365
-    assert group["DeletionPolicy"] == "Retain"
+    assert group["DeletionPolicy"] == "RetainExceptOnCreate"
     key = resources[group["Properties"]["KmsKeyId"]["Fn::GetAtt"][0]]
     assert key["Properties"]["EnableKeyRotation"] is True
     statements = key["Properties"]["KeyPolicy"]["Statement"]

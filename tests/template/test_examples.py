@@ -17,7 +17,13 @@ from aws_cdk.assertions import Match
 from examples.django.stack import DjangoExampleStack
 from examples.fastapi.stack import FastApiExampleStack
 from gunicorn_alb import ApplicationLoadBalancedGunicornService, Secret, rendering
-from tests.helpers import new_app, new_stack, user_data_text
+from tests.helpers import (
+    instance_role_managed_policies,
+    new_app,
+    new_stack,
+    secret_reads_on_every_resource,
+    user_data_text,
+)
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +95,17 @@ def test_django_instance_role_reads_exactly_its_secrets(templates) -> None:  # t
     ssm_reads = [s for s in statements if "ssm:GetParameter" in s["Action"]]
     assert len(ssm_reads) == 1
     assert "*" not in json.dumps(ssm_reads[0]["Resource"])
+
+
+@pytest.mark.parametrize("name", ["django", "fastapi", "keyed"])
+def test_no_role_reads_every_parameter_or_secret(templates, name: str) -> None:  # type: ignore[no-untyped-def]
+    """The instances read exactly the app's secrets: no statement allows ``ssm:GetParameter*`` or
+    ``secretsmanager:GetSecretValue`` on ``*``, and no managed policy (whose grants the template
+    cannot show) is attached; ``AmazonSSMManagedInstanceCore`` allowed ``ssm:GetParameter`` and
+    ``ssm:GetParameters`` on ``*`` (AWS Managed Policy Reference)."""
+    template = templates[name]
+    assert instance_role_managed_policies(template) == []
+    assert secret_reads_on_every_resource(template) == []
 
 
 def test_django_release_step_runs_collectstatic(templates) -> None:  # type: ignore[no-untyped-def]

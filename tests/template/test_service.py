@@ -10,7 +10,14 @@ from aws_cdk import assertions
 from aws_cdk.assertions import Match
 
 from gunicorn_alb import ApplicationLoadBalancedGunicornService, rendering
-from tests.helpers import env_value, new_stack, user_data_text
+from gunicorn_alb.instances import SESSION_MANAGER_ACTIONS
+from tests.helpers import (
+    env_value,
+    instance_role_managed_policies,
+    new_stack,
+    secret_reads_on_every_resource,
+    user_data_text,
+)
 
 # (construct id, idle timeout, margin): several services in one stack, one synth for all.
 COUPLED = [("Idle1", 1, 1), ("Default", 60, 5), ("Idle120", 120, 5), ("Idle4000", 4000, 30)]
@@ -180,21 +187,22 @@ def test_instances_take_the_app_port_from_the_alb_only(coupled) -> None:  # type
 def test_instance_role_has_ssm_access_and_reads_only_the_app_and_wheelhouse_assets(
     template: assertions.Template,
 ) -> None:
-    template.has_resource_properties(
-        "AWS::IAM::Role",
-        {
-            "ManagedPolicyArns": [
-                {
-                    "Fn::Join": [
-                        "",
-                        Match.array_with(
-                            [Match.string_like_regexp("AmazonSSMManagedInstanceCore")]
-                        ),
-                    ]
-                }
-            ]
-        },
-    )
+    """Session Manager through the minimal statement AWS documents, not the managed policy
+    ``AmazonSSMManagedInstanceCore``, which may read every SSM parameter of the account (Systems
+    Manager user guide, "Create a custom IAM role for Session Manager"; AWS Managed Policy
+    Reference, AmazonSSMManagedInstanceCore)."""
+    assert instance_role_managed_policies(template) == []
+    session_manager = [
+        statement
+        for policy in template.find_resources("AWS::IAM::Policy").values()
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if statement.get("Sid") == "SessionManager"
+    ]
+    assert len(session_manager) == len(COUPLED)  # one per service's role
+    for statement in session_manager:
+        assert set(statement["Action"]) == set(SESSION_MANAGER_ACTIONS)
+        assert (statement["Effect"], statement["Resource"]) == ("Allow", "*")
+    assert secret_reads_on_every_resource(template) == []
     for policy in template.find_resources("AWS::IAM::Policy").values():
         statements = policy["Properties"]["PolicyDocument"]["Statement"]
         reads = [s for s in statements if "s3" in str(s["Action"])]
