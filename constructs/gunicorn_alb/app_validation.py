@@ -12,7 +12,7 @@ from pathlib import Path
 import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
 
-from gunicorn_alb import app_config, rendering, timeouts, wheelhouse
+from gunicorn_alb import app_config, app_target, rendering, timeouts, wheelhouse
 from gunicorn_alb.props import ServiceProps
 from gunicorn_alb.secret import check_secrets
 
@@ -63,6 +63,18 @@ def check_app(
             f"{str(directory)!r}"
         )
     return directory, app_requirements
+
+
+def check_target_defined(
+    problems: list[str], directory: Path | None, wsgi_app: str
+) -> list[tuple[str, str]]:
+    """The app target names what its module defines (:mod:`gunicorn_alb.app_target`, read
+    statically); append the problems, return what a static read cannot decide as advisories."""
+    if directory is None or app_config.check_app_target("wsgi_app", wsgi_app):
+        return []  # no directory, or a malformed target: already a problem
+    report = app_target.check_target("wsgi_app", wsgi_app, directory)
+    problems += report.problems
+    return [("app-target-unchecked", message) for message in report.advisories]
 
 
 _DISTRIBUTION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")

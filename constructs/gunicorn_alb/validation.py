@@ -109,6 +109,7 @@ def check_props(props: ServiceProps, scope: Construct) -> CheckedProps:
     app_path, requirements = app_validation.check_app(
         problems, props.app_directory, props.wsgi_app, props.app_requirements
     )
+    target_advisories = app_validation.check_target_defined(problems, app_path, props.wsgi_app)
     types = instance_types_of(props)
     instance_type = types[0]
     problems += architecture.check_architecture(scope, types, props.machine_image)
@@ -140,7 +141,8 @@ def check_props(props: ServiceProps, scope: Construct) -> CheckedProps:
         + capacity.spot_advisories(
             props.spot_percentage if props.instance_types else 0, coupled.deregistration_delay
         )
-        + instance_logs.access_log_advisories(props.worker_class, props.instance_logs),
+        + instance_logs.access_log_advisories(props.worker_class, props.instance_logs)
+        + target_advisories,
     )
 
 
