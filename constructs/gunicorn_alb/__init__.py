@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from gunicorn_alb.alarms import AlarmThresholds
 from gunicorn_alb.timeouts import CoupledTimeouts, TimeoutRuleError, derive_timeouts
 
 if TYPE_CHECKING:
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
     from gunicorn_alb.service import ApplicationLoadBalancedGunicornService
 
 __all__ = [
+    "AlarmThresholds",
     "ApplicationLoadBalancedGunicornService",
     "CoupledTimeouts",
     "Secret",

@@ -27,8 +27,10 @@ from gunicorn_alb import (
     instance_logs,
     limits,
     log_group,
+    prop_checks,
     timeouts,
 )
+from gunicorn_alb.alarms import check_alarm_thresholds
 from gunicorn_alb.props import ServiceProps
 
 DESYNC_MODES = {
@@ -73,6 +75,7 @@ def check_props(props: ServiceProps, scope: Construct) -> CheckedProps:
     """Check every prop; raise one ValueError listing all problems, else return what resolved.
     Last, once the props are sound, resolve the wheelhouse (pip, or the cache): a requirement
     without a wheel for the instances is a problem too."""
+    props, problems = prop_checks.check_kinds(props)
     idle = (
         cdk.Duration.seconds(timeouts.IDLE_TIMEOUT_DEFAULT)
         if props.idle_timeout is None
@@ -80,7 +83,6 @@ def check_props(props: ServiceProps, scope: Construct) -> CheckedProps:
     )
     idle_seconds = idle.to_seconds(integral=False)
     idle_is_token = cdk.Token.is_unresolved(idle_seconds)
-    problems: list[str] = []
     coupled = _check_timeouts(problems, props, None if idle_is_token else idle_seconds)
     threads = (
         timeouts.default_threads(props.worker_class) if props.threads is None else props.threads
@@ -91,7 +93,9 @@ def check_props(props: ServiceProps, scope: Construct) -> CheckedProps:
     protocol = props.listener_protocol or (
         elbv2.ApplicationProtocol.HTTPS if tls else elbv2.ApplicationProtocol.HTTP
     )
-    port = props.listener_port or (443 if protocol == elbv2.ApplicationProtocol.HTTPS else 80)
+    port = props.listener_port
+    if port is None:
+        port = 443 if protocol == elbv2.ApplicationProtocol.HTTPS else 80
     problems += _check_listener(
         protocol=protocol,
         certificate=props.certificate,
@@ -100,6 +104,9 @@ def check_props(props: ServiceProps, scope: Construct) -> CheckedProps:
         port=port,
     )
     problems += _check_ports(listener_port=port, app_port=props.app_port)
+    problems += prop_checks.check_app_port(props.app_port)
+    problems += prop_checks.check_unused(props, https=protocol == elbv2.ApplicationProtocol.HTTPS)
+    problems += check_alarm_thresholds(props.alarm_thresholds, cdk.Token.is_unresolved)
     problems += _check_cidrs(props.ingress_cidrs)
     problems += _check_load_balancer(props)
     problems += _check_capacity(props.min_capacity, props.max_capacity, props.desired_capacity)
@@ -272,7 +279,11 @@ def instance_types_of(props: ServiceProps) -> list[ec2.InstanceType]:
 def _check_instances(props: ServiceProps) -> list[str]:
     problems = []
     workers_per_cpu = props.workers_per_cpu
-    if not isinstance(workers_per_cpu, int) or workers_per_cpu < 1:
+    if (
+        isinstance(workers_per_cpu, bool)
+        or not isinstance(workers_per_cpu, int)
+        or workers_per_cpu < 1
+    ):
         problems.append(
             f"workers_per_cpu must be a whole number of at least 1, got {workers_per_cpu!r}"
         )
