@@ -5,6 +5,7 @@ packages built from source, and the wheelhouse resolved for it. Gathered by
 
 from __future__ import annotations
 
+import os
 import re
 from importlib import resources
 from pathlib import Path
@@ -34,6 +35,15 @@ def check_app(
     """Return the app's directory and requirements file; append any problem found."""
     target_problems = app_config.check_app_target("wsgi_app", wsgi_app)
     problems += target_problems
+    if app_directory is not None and not isinstance(app_directory, str | os.PathLike):
+        problems.append(f"app_directory must be a path (a string), got {app_directory!r}")
+        return None, ""
+    if app_requirements is not None and not isinstance(app_requirements, str):
+        problems.append(
+            f"app_requirements must be a path inside app_directory (a string), got "
+            f"{app_requirements!r}"
+        )
+        app_requirements = None
     if app_directory is None:
         directory = Path(str(resources.files("gunicorn_alb").joinpath("sample_app")))
     else:

@@ -119,6 +119,13 @@ def _check_objects(props: ServiceProps, replaced: dict[str, object]) -> list[str
             "ssl_policy must be an elbv2.SslPolicy such as elbv2.SslPolicy.TLS13_RES, "
             f"got {props.ssl_policy!r}"
         )
+    subnets = props.vpc_subnets
+    if subnets is not None and not isinstance(subnets, ec2.SubnetSelection):
+        problems.append(
+            "vpc_subnets must be an ec2.SubnetSelection such as "
+            f"ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS), got {subnets!r}"
+        )
+        replaced["vpc_subnets"] = None
     for name, example in (
         ("certificate", "acm.Certificate.from_certificate_arn(self, 'Certificate', arn)"),
         ("access_logs_bucket", "s3.Bucket.from_bucket_name(self, 'Logs', name)"),

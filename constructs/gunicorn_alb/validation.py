@@ -304,8 +304,9 @@ def _check_aws_limits(props: ServiceProps) -> list[str]:
         "domain_name": props.domain_name,
     }
     problems: list[str] = []
+    required = ("access_logs_prefix", "health_check_path")  # str props: None cannot work
     for name, value in values.items():
-        if value is not None and not cdk.Token.is_unresolved(value):
+        if (value is not None or name in required) and not cdk.Token.is_unresolved(value):
             problems += limits.check(name, value)
     return problems
 

@@ -201,6 +201,17 @@ BAD_VALUES: list[tuple[dict[str, Any], str]] = [
         "instance_type must be an ec2.InstanceType such as ec2.InstanceType('t3.small'), "
         "got 't3.small'",
     ),
+    ({"app_directory": 5}, "app_directory must be a path (a string), got 5"),
+    (
+        {"app_requirements": 5},
+        "app_requirements must be a path inside app_directory (a string), got 5",
+    ),
+    ({"health_check_path": None}, "health_check_path must be a string, got None"),
+    ({"access_logs_prefix": None}, "access_logs_prefix must be a string, got None"),
+    (
+        {"vpc_subnets": {"subnet_type": "PRIVATE"}},
+        "vpc_subnets must be an ec2.SubnetSelection such as ec2.SubnetSelection(subnet_type=",
+    ),
     ({"internal": "false"}, "internal must be True or False, got 'false'"),
     ({"deletion_protection": 1}, "deletion_protection must be True or False, got 1"),
     ({"access_logs": None}, "access_logs must be True or False, got None"),
