@@ -125,6 +125,8 @@ def resolve_wheelhouse(
     try:
         return wheelhouse.build(spec), []
     except wheelhouse.WheelhouseError as error:
+        if error.network:
+            return None, [f"wheelhouse: {error}"]
         pinned = {wheelhouse.normalize(r.split("=")[0]) for r in spec.requirements}
         source = (
             "worker_class"

@@ -3,8 +3,10 @@ is allowed, all in one ValueError."""
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import aws_cdk as cdk
 import pytest
@@ -109,3 +111,24 @@ def test_an_app_target_a_static_read_cannot_check_draws_a_warning(tmp_path: Path
     )
     assert len(warnings) == 1
     assert "it does 'from wsgi import *'" in str(warnings[0].entry.data)
+
+
+def test_fails_naming_the_network_when_no_index_is_reachable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A newcomer offline (PIP_RETRIES=0, an index nobody answers, an empty cache): the problem
+    is the network, not worker_class nor a missing gunicorn wheel. Real pip, refused at once."""
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("PIP_RETRIES", "0")
+    monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple")
+    monkeypatch.setenv("PIP_CACHE_DIR", str(tmp_path / "pip"))
+    monkeypatch.setenv("GUNICORN_ALB_WHEELHOUSE_CACHE", str(tmp_path / "wheelhouse"))
+    for variable in ("PIP_FIND_LINKS", "PIP_EXTRA_INDEX_URL"):
+        monkeypatch.delenv(variable, raising=False)
+    props = SimpleNamespace(worker_class="gthread", build_from_source=())
+    found, problems = app_validation.resolve_wheelhouse(props, "x86_64", None)  # type: ignore[arg-type]
+    assert found is None
+    (problem,) = problems
+    assert problem.startswith("wheelhouse: could not reach the package index (network)"), problem
+    assert "worker_class" not in problem and "has no wheel" not in problem
+    assert "Could not fetch URL http://127.0.0.1:9/simple/gunicorn/: connection error" in problem
