@@ -166,15 +166,17 @@ def _check_factory(
 def _check_app_object(
     head: str, argument: str, module: str, name: str, binding: _Binding
 ) -> list[str]:
-    """``module:name``: a ``def`` that cannot take a WSGI call ``(environ, start_response)``
-    nor an ASGI one ``(scope, receive, send)`` is a factory that was not called."""
+    """``module:name``: a ``def`` that takes no positional argument cannot be called as an app
+    (WSGI ``(environ, start_response)``, ASGI ``(scope, receive, send)`` or ASGI 2 ``(scope)``),
+    nor can a factory by its name that takes fewer than WSGI's two: it is a factory that was
+    not called."""
     node = binding.node
     if binding.kind != "def" or not isinstance(node, ast.FunctionDef) or node.decorator_list:
         return []
     arguments = node.args
     positional = len(arguments.posonlyargs) + len(arguments.args)
-    required_keywords = any(d is None for d in arguments.kw_defaults)
-    if arguments.vararg is not None or (positional >= 2 and not required_keywords):
+    needed = 2 if _is_factory(binding) else 1
+    if arguments.vararg is not None or positional >= needed:
         return []
     return [
         f"{head}: {name!r} is a function of {positional} positional argument(s), not a WSGI "

@@ -127,6 +127,7 @@ def _check_objects(props: ServiceProps, replaced: dict[str, object]) -> list[str
         )
         replaced["vpc_subnets"] = None
     for name, example in (
+        ("vpc", "ec2.Vpc.from_lookup(self, 'Vpc', vpc_id='vpc-...')"),
         ("certificate", "acm.Certificate.from_certificate_arn(self, 'Certificate', arn)"),
         ("access_logs_bucket", "s3.Bucket.from_bucket_name(self, 'Logs', name)"),
         ("alarm_topic", "sns.Topic.from_topic_arn(self, 'Alarms', arn)"),
@@ -191,6 +192,17 @@ def check_unused(props: ServiceProps, *, https: bool) -> list[str]:
         problems.append(
             "ssl_policy applies to an HTTPS listener, but the listener is HTTP (no certificate "
             f"or domain_name): drop ssl_policy or give a certificate, got {props.ssl_policy}"
+        )
+    if (
+        props.instance_types is not None
+        and props.on_demand_base_capacity is not None
+        and props.spot_percentage == 0
+    ):
+        problems.append(
+            "on_demand_base_capacity applies with spot_percentage above 0 (it is the On-Demand "
+            "part before Spot starts); with spot_percentage=0 every instance is On-Demand, got "
+            f"on_demand_base_capacity={props.on_demand_base_capacity!r}: drop it or set "
+            "spot_percentage"
         )
     if props.worker_class == "gevent" and props.threads is not None:
         problems.append(

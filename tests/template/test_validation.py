@@ -8,6 +8,7 @@ from typing import Any
 
 import aws_cdk as cdk
 import pytest
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
@@ -284,6 +285,13 @@ BAD_VALUES: list[tuple[dict[str, Any], str]] = [
         "threads applies to the gthread worker; the gevent worker ignores it, got threads=8",
     ),
     (
+        {
+            "instance_types": [ec2.InstanceType("t3.small"), ec2.InstanceType("t3a.small")],
+            "on_demand_base_capacity": 1,
+        },
+        "on_demand_base_capacity applies with spot_percentage above 0",
+    ),
+    (
         {"max_requests_jitter": 50},
         "max_requests_jitter applies only with max_requests above 0 (Gunicorn ignores it "
         "otherwise), got max_requests_jitter=50 with max_requests=0",
@@ -296,6 +304,12 @@ BAD_VALUES: list[tuple[dict[str, Any], str]] = [
 )
 def test_fails_when_a_value_cannot_work(props: dict[str, Any], message: str) -> None:
     fails(re.escape(message), **props)
+
+
+def test_fails_when_vpc_is_an_id() -> None:
+    stack, _ = new_stack()
+    with pytest.raises(ValueError, match=re.escape("vpc must be a CDK object such as ec2.Vpc.")):
+        ApplicationLoadBalancedGunicornService(stack, "Service", vpc="vpc-123")  # type: ignore[arg-type]
 
 
 def test_fails_when_log_encryption_key_is_given_without_instance_logs() -> None:

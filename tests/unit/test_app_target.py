@@ -227,6 +227,24 @@ def test_fails_when_a_factory_is_named_without_calling_it(tmp_path: Path) -> Non
     ]
 
 
+@pytest.mark.parametrize(
+    "source",
+    [
+        "def application(scope):\n    ...\n",  # ASGI 2: the app takes the scope
+        "def application(environ, start_response): ...\n",
+        "def application(*args): ...\n",
+        "class application: ...\n",
+    ],
+)
+def test_a_callable_that_can_take_an_app_call_is_accepted(tmp_path: Path, source: str) -> None:
+    assert check(tmp_path, "app:application", {"app.py": source}) == ([], [])
+
+
+def test_fails_when_a_function_without_arguments_is_named_as_the_app(tmp_path: Path) -> None:
+    problems, _ = check(tmp_path, "app:application", {"app.py": "def application(): ...\n"})
+    assert "'application' is a function of 0 positional argument(s)" in problems[0]
+
+
 def test_a_missing_module_is_left_to_the_directory_check(tmp_path: Path) -> None:
     assert check(tmp_path, "nope:application", {}) == ([], [])
 
