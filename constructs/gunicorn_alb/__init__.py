@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from gunicorn_alb.alarms import AlarmThresholds
 from gunicorn_alb.timeouts import CoupledTimeouts, TimeoutRuleError, derive_timeouts
 
 if TYPE_CHECKING:
@@ -20,6 +21,7 @@ __version__ = "0.2.0"
 entry)."""
 
 __all__ = [
+    "AlarmThresholds",
     "ApplicationLoadBalancedGunicornService",
     "CoupledTimeouts",
     "Secret",

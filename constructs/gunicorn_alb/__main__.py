@@ -96,6 +96,14 @@ def _assignment(text: str) -> str:
     return text
 
 
+CONSOLE_SCRIPT = "gunicorn-alb"
+
+
+def prog() -> str:
+    """``gunicorn-alb`` when run as the console script, else ``python -m gunicorn_alb``."""
+    return CONSOLE_SCRIPT if Path(sys.argv[0]).name == CONSOLE_SCRIPT else "python -m gunicorn_alb"
+
+
 def main(argv: list[str] | None = None) -> int:
     args_in = sys.argv[1:] if argv is None else argv
     if args_in[:1] == ["doctor"]:
@@ -103,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         from gunicorn_alb.doctor import main as doctor_main
 
         return doctor_main(args_in[1:])
-    parser = argparse.ArgumentParser(prog="python -m gunicorn_alb")
+    parser = argparse.ArgumentParser(prog=prog())
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("doctor", help="check a deployed ALB + Gunicorn fleet (see --help there)")
     render = commands.add_parser("render", help="write the files an instance receives")

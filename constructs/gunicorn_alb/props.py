@@ -20,8 +20,11 @@ from aws_cdk import aws_route53 as route53
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 
-from gunicorn_alb.monitoring import AlarmThresholds
+from gunicorn_alb.alarms import AlarmThresholds
 from gunicorn_alb.secret import Secret
+
+DEFAULT_SSL_POLICY = elbv2.SslPolicy.TLS13_12_RES_PQ
+"""TLS 1.3 and 1.2 with restricted (forward-secret, AEAD) ciphers and post-quantum key exchange."""
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from constructs import Construct
 
 from gunicorn_alb import rendering
 from gunicorn_alb.access_logs import add_access_logs
+from gunicorn_alb.alarms import AlarmThresholds
 from gunicorn_alb.capacity import REQUESTS_PER_TARGET_PER_MINUTE_DEFAULT
 from gunicorn_alb.instances import (
     SIGNAL_TIMEOUT,
@@ -45,12 +46,7 @@ from gunicorn_alb.load_balancer import (
     new_target_group,
 )
 from gunicorn_alb.log_group import add_instance_logs
-from gunicorn_alb.monitoring import (
-    AlarmThresholds,
-    ServiceMonitoring,
-    add_monitoring,
-    alarm_topic_for,
-)
+from gunicorn_alb.monitoring import ServiceMonitoring, add_monitoring, alarm_topic_for
 from gunicorn_alb.props import ServiceProps
 from gunicorn_alb.scaling import add_target_tracking
 from gunicorn_alb.secret import Secret
@@ -103,7 +99,8 @@ class ApplicationLoadBalancedGunicornService(Construct):
         Default: - a new bucket (SSE-S3, public access blocked, TLS-only, logs expire)
     :param access_logs_prefix: the key prefix of the access logs. Default: - ``alb``
     :param access_logs_retention: how long a new log bucket keeps logs. Default: - 90 days
-    :param app_port: the port Gunicorn binds on the instances. Default: - 8000
+    :param app_port: the port Gunicorn binds on the instances, 1024-65535 (Gunicorn runs as an
+        unprivileged user, without the capability to bind a lower port). Default: - 8000
     :param health_check_path: the path the target group and the boot script probe; the app must
         answer it with 200. Default: - ``/healthz``
     :param app_directory: a local directory with the WSGI or ASGI app, uploaded as an S3 asset.
@@ -179,7 +176,8 @@ class ApplicationLoadBalancedGunicornService(Construct):
     :param max_requests_jitter: Gunicorn ``max_requests_jitter``; at least 1 with max_requests.
         Default: - 0
     :param monitoring: CloudWatch alarms and a dashboard. Default: - True
-    :param alarm_thresholds: Default: - ``AlarmThresholds()``
+    :param alarm_thresholds: each above 0 (:class:`gunicorn_alb.AlarmThresholds`); needs
+        ``monitoring``. Default: - ``AlarmThresholds()``
     :param alarm_topic: the SNS topic the alarms and the ASG's scaling events notify.
         Default: - a new topic (TLS-only, encrypted with a customer-managed KMS key CloudWatch
         may use) when ``monitoring`` is on; subscribe to ``alarm_topic``
