@@ -330,8 +330,10 @@ class ApplicationLoadBalancedGunicornService(Construct):
         # 5. Target tracking, after the listeners: request-count scaling needs the target group
         #    behind a listener.
         self.scaling_policies = add_target_tracking(self.auto_scaling_group, props)
-        # 6. The files each instance receives, in the launch template's user data.
+        # 6. The files each instance receives: the deploy-time ones in the launch template's
+        #    user data, the others in the InstanceFiles asset it fetches.
         self.instance_config = add_instance_files(
+            self,
             props,
             checked,
             launch,

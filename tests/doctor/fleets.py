@@ -11,7 +11,7 @@ from typing import Any
 
 import boto3
 
-from gunicorn_alb import rendering
+from gunicorn_alb import delivery, rendering
 from gunicorn_alb.timeouts import derive_timeouts
 
 REGION = "us-east-1"
@@ -64,7 +64,7 @@ def construct_user_data(
         target_group_arn=TARGET_GROUP_TOKEN if coupling_agent else "",
         aws_region=REGION if coupling_agent else "",
     )
-    return rendering.render_user_data(config)
+    return delivery.render_user_data(config)
 
 
 @dataclass

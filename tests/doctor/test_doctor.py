@@ -11,7 +11,7 @@ import pytest
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 
-from gunicorn_alb import doctor, rendering
+from gunicorn_alb import delivery, doctor, rendering
 from tests.doctor.fleets import Account, construct_user_data
 
 
@@ -435,11 +435,11 @@ def test_the_human_report_is_a_table_with_a_verdict(
 
 def test_the_user_data_is_read_back_as_rendered() -> None:
     user_data = construct_user_data(120, 7, max_requests=10, max_requests_jitter=3)
-    boot_env = rendering.written_file(user_data, rendering.BOOT_ENV_PATH)
-    conf = rendering.written_file(user_data, rendering.GUNICORN_CONF_PATH)
+    boot_env = delivery.written_file(user_data, rendering.BOOT_ENV_PATH)
+    conf = delivery.written_file(user_data, rendering.GUNICORN_CONF_PATH)
     assert boot_env is not None and conf is not None
-    assert rendering.parse_env(boot_env)["IDLE_TIMEOUT_SECONDS"] == "120"
-    assert rendering.parse_env(boot_env)["KEEPALIVE_MARGIN_SECONDS"] == "7"
+    assert delivery.parse_env(boot_env)["IDLE_TIMEOUT_SECONDS"] == "120"
+    assert delivery.parse_env(boot_env)["KEEPALIVE_MARGIN_SECONDS"] == "7"
     assert doctor.parse_gunicorn_conf(conf) == {
         "worker_class": "gthread",
         "threads": 4,

@@ -9,7 +9,7 @@ import pytest
 from aws_cdk import assertions
 from aws_cdk.assertions import Match
 
-from gunicorn_alb import ApplicationLoadBalancedGunicornService, rendering
+from gunicorn_alb import ApplicationLoadBalancedGunicornService, delivery, rendering
 from tests.helpers import env_value, new_stack, user_data_text
 
 # (construct id, idle timeout, margin): several services in one stack, one synth for all.
@@ -60,7 +60,7 @@ def test_alb_idle_timeout_and_keepalive_are_coupled(
     assert env_value(user_data, "KEEPALIVE_MARGIN_SECONDS") == str(margin)
     assert env_value(user_data, "SYNTH_KEEPALIVE_SECONDS") == str(idle + margin)
     assert service.gunicorn_keepalive == idle + margin
-    conf = rendering.written_file(user_data, rendering.GUNICORN_CONF_PATH)
+    conf = instance_file(cdk.Stack.of(service), user_data, rendering.GUNICORN_CONF_PATH)
     assert conf is not None and 'worker_class = "gthread"' in conf
 
 

@@ -43,7 +43,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from gunicorn_alb import rendering
+from gunicorn_alb import delivery, rendering
 from gunicorn_alb.bootcheck import app_checks, checks, rootfs, running, stack
 from gunicorn_alb.bootcheck.checks import Outcome
 from gunicorn_alb.bootcheck.container import ContainerError
@@ -173,7 +173,7 @@ def run_variant(variant: Variant, synth: Synth, work: Path, root: Path) -> Outco
         text = stack.set_boot_env(text, "HEALTH_WAIT_SECONDS", str(variant.health_wait_seconds))
     if variant.from_pypi:
         text = stack.set_boot_env(text, "BUILD_FROM_SOURCE", '"all"')
-    boot_env = rendering.parse_env(stack.heredoc(text, rendering.BOOT_ENV_PATH))
+    boot_env = delivery.parse_env(stack.heredoc(text, rendering.BOOT_ENV_PATH))
     outcome.notes.append(
         f"user data of {user_data.launch_template_id} ({len(text)} bytes); substituted: "
         + "; ".join(user_data.substituted)

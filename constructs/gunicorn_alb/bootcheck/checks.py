@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gunicorn_alb import instance_logs, rendering
+from gunicorn_alb import delivery, instance_logs, rendering
 from gunicorn_alb.bootcheck.instance import USER_DATA_UNIT, Instance
 
 UNIT = "gunicorn-app.service"
@@ -242,13 +242,13 @@ def check_retried(
 
 def check_written_files(outcome: Outcome, instance: Instance, idle: int) -> None:
     box = instance.container
-    boot_env = rendering.parse_env(box.read(rendering.BOOT_ENV_PATH))
+    boot_env = delivery.parse_env(box.read(rendering.BOOT_ENV_PATH))
     outcome.equal("boot.env IDLE_TIMEOUT_SECONDS", boot_env.get("IDLE_TIMEOUT_SECONDS"), str(idle))
-    coupling = rendering.parse_env(box.read(COUPLING_ENV_PATH))
+    coupling = delivery.parse_env(box.read(COUPLING_ENV_PATH))
     outcome.equal(
         "coupling.env GUNICORN_ALB_KEEPALIVE", coupling.get("GUNICORN_ALB_KEEPALIVE"), str(idle + 5)
     )
-    drop_in = rendering.parse_env(box.read(DROP_IN_PATH))
+    drop_in = delivery.parse_env(box.read(DROP_IN_PATH))
     graceful = coupling.get("GUNICORN_ALB_GRACEFUL_TIMEOUT", "")
     stop = drop_in.get("TimeoutStopSec", "")
     outcome.check(

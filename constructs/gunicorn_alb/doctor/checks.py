@@ -11,7 +11,7 @@ from __future__ import annotations
 import ast
 import re
 
-from gunicorn_alb import rendering, timeouts
+from gunicorn_alb import delivery, rendering, timeouts
 from gunicorn_alb.doctor.model import (
     AsgReport,
     Finding,
@@ -118,7 +118,7 @@ def read_instance_settings(
 ) -> None:
     """What the construct's user data says the instances run; undetermined without it
     (``hint``: what to check by hand then)."""
-    boot_env = rendering.written_file(user_data, rendering.BOOT_ENV_PATH)
+    boot_env = delivery.written_file(user_data, rendering.BOOT_ENV_PATH)
     if boot_env is None:
         report.cannot(
             lb,
@@ -129,13 +129,13 @@ def read_instance_settings(
         )
         return
     asg.made_by_construct = True
-    env = rendering.parse_env(boot_env)
+    env = delivery.parse_env(boot_env)
     asg.coupling_agent = bool(env.get("TARGET_GROUP_ARN")) and (
-        rendering.written_file(user_data, rendering.COUPLING_AGENT_PATH) is not None
+        delivery.written_file(user_data, rendering.COUPLING_AGENT_PATH) is not None
     )
     _read_boot_env(report, lb, asg, env)
     _read_gunicorn_conf(
-        report, lb, asg, rendering.written_file(user_data, rendering.GUNICORN_CONF_PATH)
+        report, lb, asg, delivery.written_file(user_data, rendering.GUNICORN_CONF_PATH)
     )
 
 
