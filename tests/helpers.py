@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -66,8 +67,11 @@ def instance_file(stack: cdk.Stack, user_data: str, path: str) -> str | None:
 
 def instance_files_archive(stack: cdk.Stack, user_data: str) -> bytes:
     """The staged InstanceFiles asset whose S3 key the user data's boot.env names."""
-    key = env_value(user_data, "INSTANCE_FILES_URL").rsplit("/", 1)[1]
-    (asset,) = [
+    found = re.search(r"[0-9a-f]{64}\.tgz", env_value(user_data, "INSTANCE_FILES_URL"))
+    assert found is not None, "boot.env names no InstanceFiles asset"
+    key = found.group(0)
+    # Services with the same files share the key (the content's hash): any of them will do.
+    asset, *_ = [
         child
         for child in stack.node.find_all()
         if isinstance(child, s3_assets.Asset)

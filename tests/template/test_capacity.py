@@ -12,7 +12,7 @@ from aws_cdk import assertions
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_kms as kms
 
-from gunicorn_alb import ApplicationLoadBalancedGunicornService, delivery, instance_logs
+from gunicorn_alb import ApplicationLoadBalancedGunicornService, instance_logs
 from tests.helpers import env_value, instance_file, new_stack, user_data_text
 
 Match = assertions.Match

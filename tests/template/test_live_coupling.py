@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from gunicorn_alb import delivery, rendering
+from gunicorn_alb import rendering
 from tests.helpers import env_value, instance_file, user_data_text
 
 
-def test_user_data_carries_the_target_group_and_the_agent(reference_stack, reference_template) -> None:  # type: ignore[no-untyped-def]
+def test_user_data_carries_the_target_group_and_the_agent(  # type: ignore[no-untyped-def]
+    reference_stack, reference_template
+) -> None:
     user_data = user_data_text(reference_template)
     (target_group,) = reference_template.find_resources("AWS::ElasticLoadBalancingV2::TargetGroup")
     assert env_value(user_data, "TARGET_GROUP_ARN") == "{" + f'{{"Ref": "{target_group}"}}' + "}"

@@ -24,15 +24,16 @@ def test_user_data_writes_the_deploy_time_files_then_fetches_and_runs() -> None:
     assert text.startswith("#!/bin/bash\n")
     written = re.findall(r"^cat > (\S+) <<'GUNICORN_ALB_EOF'$", text, re.M)
     assert written == [rendering.BOOT_ENV_PATH, rendering.APP_ENV_PATH]
-    assert delivery.parse_env(delivery.written_file(text, rendering.BOOT_ENV_PATH) or "")[
-        "INSTANCE_FILES_URL"
-    ] == URL
+    assert (
+        delivery.parse_env(delivery.written_file(text, rendering.BOOT_ENV_PATH) or "")[
+            "INSTANCE_FILES_URL"
+        ]
+        == URL
+    )
     # The static fetch-and-run, without its comments, ends the user data.
     fetch = delivery.strip_comments(delivery.fetch_and_run()).split("\n", 1)[1]
     assert text.endswith(fetch.rstrip("\n"))
-    assert text.rstrip().endswith(
-        'exec "$root/usr/local/sbin/gunicorn-alb-boot" "$boot_env"'
-    )
+    assert text.rstrip().endswith('exec "$root/usr/local/sbin/gunicorn-alb-boot" "$boot_env"')
     assert "gunicorn-alb coupling agent" not in text and "def _coupled" not in text
 
 

@@ -112,9 +112,7 @@ def check_app(
     app_source: Path,
 ) -> None:
     user_data = instance.container.read(USER_DATA_PATH)
-    environment = delivery.parse_env(
-        delivery.written_file(user_data, rendering.APP_ENV_PATH) or ""
-    )
+    environment = delivery.parse_env(delivery.written_file(user_data, rendering.APP_ENV_PATH) or "")
     check_secret_reads(outcome, instance, secrets)
     check_environment(outcome, instance, main_pid, secrets, environment)
     check_environment_files(outcome, instance)
