@@ -12,7 +12,7 @@ from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 
 from gunicorn_alb import delivery, doctor, rendering
-from tests.doctor.fleets import Account, construct_user_data
+from tests.doctor.fleets import Account, construct_user_data, instance_files_of
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, Any]]:
@@ -436,7 +436,9 @@ def test_the_human_report_is_a_table_with_a_verdict(
 def test_the_user_data_is_read_back_as_rendered() -> None:
     user_data = construct_user_data(120, 7, max_requests=10, max_requests_jitter=3)
     boot_env = delivery.written_file(user_data, rendering.BOOT_ENV_PATH)
-    conf = delivery.written_file(user_data, rendering.GUNICORN_CONF_PATH)
+    assert delivery.written_file(user_data, rendering.GUNICORN_CONF_PATH) is None
+    archive = instance_files_of(user_data)
+    conf = delivery.written_file(user_data, rendering.GUNICORN_CONF_PATH, archive)
     assert boot_env is not None and conf is not None
     assert delivery.parse_env(boot_env)["IDLE_TIMEOUT_SECONDS"] == "120"
     assert delivery.parse_env(boot_env)["KEEPALIVE_MARGIN_SECONDS"] == "7"
@@ -454,7 +456,8 @@ def test_an_unresolved_idle_timeout_is_undetermined() -> None:
     )
     report = doctor.Report(region="us-east-1", window="1h", window_seconds=3600)
     asg = doctor.AsgReport(name="web-asg")
-    doctor.read_instance_settings(report, "web", asg, user_data)
+    archive = instance_files_of(user_data)
+    doctor.read_instance_settings(report, "web", asg, user_data, archive=archive)
     assert asg.made_by_construct and asg.keepalive is None
     assert report.findings == []
     (entry,) = report.undetermined

@@ -95,7 +95,9 @@ def _read_boot_env(report: Report, lb: str, asg: AsgReport, env: dict[str, str])
     asg.stop_timeout = booted.stop_timeout
 
 
-def _read_gunicorn_conf(report: Report, lb: str, asg: AsgReport, conf: str | None) -> None:
+def _read_gunicorn_conf(
+    report: Report, lb: str, asg: AsgReport, conf: str | None, hint: str
+) -> None:
     settings = parse_gunicorn_conf(conf or "")
     worker, threads = settings.get("worker_class"), settings.get("threads")
     recycle, jitter = settings.get("max_requests"), settings.get("max_requests_jitter")
@@ -108,16 +110,21 @@ def _read_gunicorn_conf(report: Report, lb: str, asg: AsgReport, conf: str | Non
         report.cannot(
             lb,
             asg.name,
-            f"{rendering.GUNICORN_CONF_PATH} in the user data does not set "
-            f"{', '.join(missing)} literally: not checked",
+            f"{rendering.GUNICORN_CONF_PATH} (in the user data or its instance files) does not "
+            f"set {', '.join(missing)} literally: not checked{hint}",
         )
 
 
 def read_instance_settings(
-    report: Report, lb: str, asg: AsgReport, user_data: str, hint: str = ""
+    report: Report,
+    lb: str,
+    asg: AsgReport,
+    user_data: str,
+    hint: str = "",
+    archive: bytes | None = None,
 ) -> None:
-    """What the construct's user data says the instances run; undetermined without it
-    (``hint``: what to check by hand then)."""
+    """What the construct's user data (and ``archive``, the InstanceFiles asset it fetches) says
+    the instances run; undetermined without it (``hint``: what to check by hand then)."""
     boot_env = delivery.written_file(user_data, rendering.BOOT_ENV_PATH)
     if boot_env is None:
         report.cannot(
@@ -130,13 +137,14 @@ def read_instance_settings(
         return
     asg.made_by_construct = True
     env = delivery.parse_env(boot_env)
+    agent = delivery.written_file(user_data, rendering.COUPLING_AGENT_PATH, archive) is not None
+    # Instance files (INSTANCE_FILES_URL) hold the agent whenever boot.env names a target group.
     asg.coupling_agent = bool(env.get("TARGET_GROUP_ARN")) and (
-        delivery.written_file(user_data, rendering.COUPLING_AGENT_PATH) is not None
+        agent or bool(env.get("INSTANCE_FILES_URL"))
     )
     _read_boot_env(report, lb, asg, env)
-    _read_gunicorn_conf(
-        report, lb, asg, delivery.written_file(user_data, rendering.GUNICORN_CONF_PATH)
-    )
+    conf = delivery.written_file(user_data, rendering.GUNICORN_CONF_PATH, archive)
+    _read_gunicorn_conf(report, lb, asg, conf, hint)
 
 
 # --- Checks ----------------------------------------------------------------------------------
