@@ -9,7 +9,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from gunicorn_alb import delivery, rendering
+from gunicorn_alb import rendering
 
 
 def test_wheel_ships_the_instance_files_and_renders_from_them(root: Path, tmp_path: Path) -> None:
@@ -22,6 +22,7 @@ def test_wheel_ships_the_instance_files_and_renders_from_them(root: Path, tmp_pa
     names = set(zipfile.ZipFile(wheel).namelist())
     shipped = ("boot.sh", "boot.env.tmpl", "gunicorn.conf.py.tmpl", "gunicorn-app.service.tmpl")
     shipped += ("coupling.sh", "gunicorn-alb-coupling.service", "gunicorn-alb-coupling.timer")
+    shipped += ("fetch-and-run.sh",)
     for name in shipped:
         assert f"gunicorn_alb/userdata/{name}" in names
     assert "gunicorn_alb/sample_app/app.py" in names
@@ -41,7 +42,5 @@ def test_wheel_ships_the_instance_files_and_renders_from_them(root: Path, tmp_pa
         cwd=tmp_path, env=env, check=True, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.stdout.splitlines()[0].startswith(str(wheel)), result.stdout
-    assert (out / "gunicorn-alb-boot").read_text() == delivery.strip_comments(
-        rendering.boot_script()
-    )
+    assert (out / "gunicorn-alb-boot").read_text() == rendering.boot_script()
     assert "SYNTH_KEEPALIVE_SECONDS=65" in (out / "boot.env").read_text()
