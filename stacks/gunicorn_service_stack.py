@@ -46,6 +46,8 @@ class GunicornServiceStack(cdk.Stack):
     :param private_isolated: no NAT gateway: the instances run in isolated subnets and reach S3
         (assets, wheelhouse, dnf repositories) and the AWS APIs they call through VPC endpoints.
         Default: - False (private subnets with one NAT gateway)
+    :param environment: the sample app's environment (the construct's ``environment``).
+        Default: - none
     """
 
     def __init__(
@@ -59,6 +61,7 @@ class GunicornServiceStack(cdk.Stack):
         deletion_protection: bool = False,
         machine_image_ids: Mapping[str, str] | None = None,
         private_isolated: bool = False,
+        environment: Mapping[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, id, **kwargs)
@@ -121,6 +124,7 @@ class GunicornServiceStack(cdk.Stack):
                 else None
             ),
             deletion_protection=deletion_protection,
+            environment=dict(environment) if environment else None,
         )
         self.service = service
         """The construct under the reference stack (its load balancer, group, ...)."""

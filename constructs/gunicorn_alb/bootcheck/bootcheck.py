@@ -95,9 +95,13 @@ VARIANTS = (
     Variant("default", "reference stack, IdleTimeoutSeconds at its default 60", 60),
     Variant(
         "context-120",
-        "cdk synth -c idleTimeoutSeconds=120, parameter left at its default",
+        "cdk synth -c idleTimeoutSeconds=120, parameter left at its default; ten environment "
+        "values of 1000 characters (-c environmentFile=long_environment.json)",
         120,
-        context={"idleTimeoutSeconds": "120"},
+        context={
+            "idleTimeoutSeconds": "120",
+            "environmentFile": str(Path(__file__).with_name("long_environment.json")),
+        },
     ),
     Variant(
         "parameter-300",
