@@ -4,6 +4,9 @@
 receives (the user data, and each file it writes or fetches: boot.env, gunicorn.conf.py, the
 systemd unit, the boot script) and prints the coupled timeouts.
 
+``python -m gunicorn_alb render --template cdk.out/Stack.template.json [--out DIR]`` writes the
+files a synthesized stack's instances receive (:mod:`gunicorn_alb.render_template`).
+
 ``python -m gunicorn_alb doctor ...`` is ``gunicorn-alb-doctor``: it checks a deployed fleet
 (``python -m gunicorn_alb doctor probe URL`` measures one target's keep-alive on the wire).
 """
@@ -18,6 +21,13 @@ from gunicorn_alb import app_config, delivery, rendering, timeouts
 
 
 def _render(args: argparse.Namespace) -> int:
+    if args.template:
+        from gunicorn_alb import render_template
+
+        return render_template.run(args.template, args.out, args.construct)
+    if not args.out:
+        print("gunicorn-alb render: --out DIR is required (or --template)", file=sys.stderr)
+        return 2
     try:
         coupled = timeouts.derive_timeouts(
             args.idle_timeout,
@@ -120,7 +130,19 @@ def main(argv: list[str] | None = None) -> int:
         default=timeouts.KEEPALIVE_MARGIN_DEFAULT,
         help="seconds added for Gunicorn's keepalive (default: %(default)s)",
     )
-    render.add_argument("--out", required=True, help="directory to write the files to")
+    render.add_argument(
+        "--out", help="directory to write the files to (with --template: ./instance-files)"
+    )
+    render.add_argument(
+        "--template",
+        help="a synthesized template (cdk.out/Stack.template.json): write the files that "
+        "stack's instances receive, at their instance paths (the other options are ignored)",
+    )
+    render.add_argument(
+        "--construct",
+        help="with --template: the launch template's logical id or the service's construct "
+        "path, when the template has several services",
+    )
     render.add_argument("--app-port", type=int, default=8000)
     render.add_argument("--health-check-path", default="/healthz")
     render.add_argument("--wsgi-app", default="app:application")
