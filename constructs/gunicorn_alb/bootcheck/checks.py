@@ -126,6 +126,9 @@ def check_calls(outcome: Outcome, calls: list[dict[str, Any]], boot_env: dict[st
     )
     aws = [c for c in boot if c["tool"] == "aws" and c["argv"][:2] == ["s3", "cp"]]
     assets = {"app asset": boot_env["APP_ASSET_URL"]}
+    if boot_env.get("INSTANCE_FILES_URL"):
+        # The user data's own fetch, before the boot script (which it unpacks) exists.
+        assets["instance files"] = boot_env["INSTANCE_FILES_URL"]
     if boot_env.get("WHEELHOUSE_URL"):
         assets["wheelhouse"] = boot_env["WHEELHOUSE_URL"]
     fetched = sorted(f"s3://{c.get('bucket')}/{c.get('key')}" for c in aws if c["exit"] == 0)
