@@ -149,7 +149,7 @@ def _asset_file(template_path: Path, key: str) -> Path:
         for asset in json.loads(manifest.read_text(encoding="utf-8")).get("files", {}).values():
             keys = {d.get("objectKey") for d in asset.get("destinations", {}).values()}
             if key in keys:
-                source = assembly / asset["source"]["path"]
+                source: Path = assembly / str(asset["source"]["path"])
                 if not source.is_file():
                     raise RenderError(f"the InstanceFiles asset {source} is missing")
                 return source
