@@ -206,7 +206,8 @@ class ApplicationLoadBalancedGunicornService(Construct):
     access_logs_bucket: s3.IBucket | None
     """Where the ALB writes access logs (None when ``access_logs`` is off)."""
     launch_template: ec2.LaunchTemplate
-    """The instances' launch template (its user data holds the instance files)."""
+    """The instances' launch template (its user data holds the deploy-time instance files and
+    fetches the others, the ``InstanceFiles`` asset: :mod:`gunicorn_alb.delivery`)."""
     alarm_topic: sns.ITopic | None
     """The SNS topic the alarms and the ASG's scaling events notify, if any."""
     auto_scaling_group: autoscaling.AutoScalingGroup
