@@ -169,6 +169,28 @@ def test_a_zero_deregistration_delay_is_found(
     assert "drain-bounded-by-idle" in ids(document)
 
 
+def test_unreadable_instance_files_leave_the_worker_settings_undetermined(
+    account: Account, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """gunicorn.conf.py is in the InstanceFiles asset: without s3:GetObject on it the doctor still
+    checks the keep-alive (boot.env is in the user data) and says what it could not read."""
+    import boto3
+
+    from tests.doctor.fleets import ASSET_BUCKET, REGION
+
+    account.coupled_fleet(60, deregistration_delay=60)
+    s3 = boto3.client("s3", region_name=REGION)
+    for found in s3.list_objects_v2(Bucket=ASSET_BUCKET)["Contents"]:
+        s3.delete_object(Bucket=ASSET_BUCKET, Key=found["Key"])
+    code, document = run(capsys, "--load-balancer", "web")
+    assert code == 0 and document["findings"] == []
+    asg = only_asg(document)
+    assert asg["keepalive"] == 65 and asg["worker_class"] is None
+    (entry,) = document["undetermined"]
+    assert "does not set worker_class, threads" in entry["message"]
+    assert f"(s3:GetObject on its instance files, s3://{ASSET_BUCKET}/" in entry["message"]
+
+
 def test_a_fleet_not_made_by_the_construct_is_undetermined_not_guessed(
     account: Account, capsys: pytest.CaptureFixture[str]
 ) -> None:
