@@ -50,6 +50,8 @@ class GunicornServiceStack(cdk.Stack):
     :param private_isolated: no NAT gateway: the instances run in isolated subnets and reach S3
         (assets, wheelhouse, dnf repositories) and the AWS APIs they call through VPC endpoints.
         Default: - False (private subnets with one NAT gateway)
+    :param environment: the sample app's environment (the construct's ``environment``).
+        Default: - none
     """
 
     def __init__(
@@ -63,6 +65,7 @@ class GunicornServiceStack(cdk.Stack):
         deletion_protection: bool = False,
         machine_image_ids: Mapping[str, str] | None = None,
         private_isolated: bool = False,
+        environment: Mapping[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, id, **kwargs)
@@ -126,6 +129,7 @@ class GunicornServiceStack(cdk.Stack):
                 else None
             ),
             deletion_protection=deletion_protection,
+            environment=dict(environment) if environment else None,
         )
         if endpoints is not None:
             # The instances' first boot calls S3 and the endpoints' services: no instance before

@@ -58,6 +58,7 @@ def test_wheel_ships_the_instance_files_and_renders_from_them(dists: Dists, tmp_
     names = set(zipfile.ZipFile(wheel).namelist())
     shipped = ("boot.sh", "boot.env.tmpl", "gunicorn.conf.py.tmpl", "gunicorn-app.service.tmpl")
     shipped += ("coupling.sh", "gunicorn-alb-coupling.service", "gunicorn-alb-coupling.timer")
+    shipped += ("fetch-and-run.sh",)
     for name in shipped:
         assert f"gunicorn_alb/userdata/{name}" in names
     assert {"gunicorn_alb/sample_app/app.py", "gunicorn_alb/sample_app/requirements.txt"} <= names
@@ -77,9 +78,7 @@ def test_wheel_ships_the_instance_files_and_renders_from_them(dists: Dists, tmp_
         timeout=60,
     )  # fmt: skip
     assert result.stdout.splitlines()[0].startswith(str(wheel)), result.stdout
-    assert (out / "gunicorn-alb-boot").read_text() == rendering.strip_comments(
-        rendering.boot_script()
-    )
+    assert (out / "gunicorn-alb-boot").read_text() == rendering.boot_script()
     assert "SYNTH_KEEPALIVE_SECONDS=65" in (out / "boot.env").read_text()
 
 

@@ -1,6 +1,7 @@
 """The instance side: the role, the security group, the app asset, the launch template and its
 user data, the Auto Scaling group (signals, rolling updates, lifecycle hook, the instance mix) and
-the files each instance receives (:mod:`gunicorn_alb.rendering`).
+the files each instance receives (:mod:`gunicorn_alb.rendering`), in the user data and the
+InstanceFiles asset (:mod:`gunicorn_alb.delivery`).
 
 Each builder takes the construct as its scope, so the child ids (and the logical ids) are the
 construct's own.
@@ -8,7 +9,11 @@ construct's own.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import aws_cdk as cdk
 from aws_cdk import aws_autoscaling as autoscaling
@@ -20,7 +25,7 @@ from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from gunicorn_alb import rendering, scaling, timeouts
+from gunicorn_alb import delivery, rendering, scaling, timeouts
 from gunicorn_alb.boot_budget import BOOT
 from gunicorn_alb.compliance import acknowledge, acknowledge_control
 from gunicorn_alb.props import ServiceProps
@@ -72,18 +77,13 @@ def new_launch_template(
     # Every Python package the instances install, as wheels for their platform: the boot runs
     # pip without an index (gunicorn_alb.wheelhouse).
     wheelhouse_asset = s3_assets.Asset(scope, "Wheelhouse", path=str(checked.wheelhouse))
-    # Read these two objects, nothing else in the CDK asset bucket.
+    # Read these two objects (and the InstanceFiles asset), nothing else in the asset bucket.
     for asset in (app_asset, wheelhouse_asset):
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["s3:GetObject"],
-                resources=[asset.bucket.arn_for_objects(asset.s3_object_key)],
-            )
-        )
+        _allow_get(role, asset)
     # Read exactly the app's secrets (and decrypt with their keys, where CDK knows them).
     for secret in (props.secrets or {}).values():
         secret.grant_read(role)
-    user_data = ec2.UserData.for_linux(shebang=rendering.USER_DATA_SHEBANG)
+    user_data = ec2.UserData.for_linux(shebang=delivery.USER_DATA_SHEBANG)
     launch_template = ec2.LaunchTemplate(
         scope,
         "LaunchTemplate",
@@ -109,6 +109,16 @@ def new_launch_template(
         ],
     )
     return LaunchParts(launch_template, user_data, app_asset, wheelhouse_asset)
+
+
+def _allow_get(role: iam.IRole, asset: s3_assets.Asset) -> None:
+    """The role may read exactly this asset's object."""
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            actions=["s3:GetObject"],
+            resources=[asset.bucket.arn_for_objects(asset.s3_object_key)],
+        )
+    )
 
 
 def new_auto_scaling_group(
@@ -212,6 +222,7 @@ def new_auto_scaling_group(
 
 
 def add_instance_files(
+    scope: Construct,
     props: ServiceProps,
     checked: CheckedProps,
     launch: LaunchParts,
@@ -219,11 +230,13 @@ def add_instance_files(
     target_group: elbv2.ApplicationTargetGroup,
     log_group: logs.ILogGroup | None = None,
 ) -> rendering.InstanceConfig:
-    """Render the instance files into the user data: boot.env, gunicorn.conf.py, the unit and
-    its drop-in, the boot script (which signals ``auto_scaling_group``), the coupling agent
-    with its timer, which keep keep-alive above the live idle timeout of the load balancers in
-    front of ``target_group`` (read-only ELB calls, granted to the instance role here), and the
-    CloudWatch agent's configuration when there is a ``log_group``."""
+    """Render the instance files: boot.env, gunicorn.conf.py, the unit and its drop-in, the boot
+    script (which signals ``auto_scaling_group``), the coupling agent with its timer, which keep
+    keep-alive above the live idle timeout of the load balancers in front of ``target_group``
+    (read-only ELB calls, granted to the instance role here), and the CloudWatch agent's
+    configuration when there is a ``log_group``. The files without a deploy-time value go into
+    the ``InstanceFiles`` asset (read by the role); the user data writes the others and fetches
+    the asset (:mod:`gunicorn_alb.delivery`)."""
     allow_live_idle_timeout_reads(launch.launch_template)
     asg_resource = auto_scaling_group.node.default_child
     assert isinstance(asg_resource, cdk.CfnResource)
@@ -252,16 +265,38 @@ def add_instance_files(
         pre_start_command=props.pre_start_command or "",
         log_group_name=log_group.log_group_name if log_group is not None else "",
     )
-    body = rendering.render_user_data_body(config)
-    size = rendering.user_data_size_estimate(f"{rendering.USER_DATA_SHEBANG}\n{body}")
-    if size > rendering.USER_DATA_MAX_BYTES:
+    _, shipped = delivery.split_files(config)
+    asset = s3_assets.Asset(
+        scope,
+        delivery.INSTANCE_FILES_ID,
+        path=str(_staged_archive(delivery.instance_files_archive(shipped))),
+    )
+    role = launch.launch_template.role
+    assert role is not None, "new_launch_template gives the template its own role"
+    _allow_get(role, asset)
+    config = replace(config, instance_files_url=asset.s3_object_url)
+    body = delivery.render_user_data_body(config)
+    problems = delivery.check_size(config, f"{delivery.USER_DATA_SHEBANG}\n{body}")
+    if problems:
         raise ValueError(
-            "ApplicationLoadBalancedGunicornService: invalid properties:\n- the user data "
-            f"would be about {size} bytes, over EC2's limit of {rendering.USER_DATA_MAX_BYTES}: "
-            "shorten environment or pre_start_command"
+            "ApplicationLoadBalancedGunicornService: invalid properties:\n- " + problems[0]
         )
     launch.user_data.add_commands(body)
     return config
+
+
+def _staged_archive(archive: bytes) -> Path:
+    """``archive`` as a file CDK's asset staging can copy into the cloud assembly (the asset's
+    hash, and so its S3 key, is the content's): one folder per content under the temporary
+    directory, written once (atomically, for parallel synths)."""
+    folder = Path(tempfile.gettempdir()) / "gunicorn-alb-instance-files"
+    target = folder / hashlib.sha256(archive).hexdigest() / delivery.INSTANCE_FILES_NAME
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{os.getpid()}.partial")
+        partial.write_bytes(archive)
+        os.replace(partial, target)
+    return target
 
 
 LIVE_IDLE_TIMEOUT_ACTIONS = (

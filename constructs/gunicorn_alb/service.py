@@ -204,7 +204,8 @@ class ApplicationLoadBalancedGunicornService(Construct):
     access_logs_bucket: s3.IBucket | None
     """Where the ALB writes access logs (None when ``access_logs`` is off)."""
     launch_template: ec2.LaunchTemplate
-    """The instances' launch template (its user data holds the instance files)."""
+    """The instances' launch template (its user data holds the deploy-time instance files and
+    fetches the others, the ``InstanceFiles`` asset: :mod:`gunicorn_alb.delivery`)."""
     alarm_topic: sns.ITopic | None
     """The SNS topic the alarms and the ASG's scaling events notify, if any."""
     auto_scaling_group: autoscaling.AutoScalingGroup
@@ -328,8 +329,10 @@ class ApplicationLoadBalancedGunicornService(Construct):
         # 5. Target tracking, after the listeners: request-count scaling needs the target group
         #    behind a listener.
         self.scaling_policies = add_target_tracking(self.auto_scaling_group, props)
-        # 6. The files each instance receives, in the launch template's user data.
+        # 6. The files each instance receives: the deploy-time ones in the launch template's
+        #    user data, the others in the InstanceFiles asset it fetches.
         self.instance_config = add_instance_files(
+            self,
             props,
             checked,
             launch,

@@ -50,7 +50,7 @@ def test_the_boot_installs_from_the_wheelhouse_asset(
     found = re.search(r"s3://[^/]+/([0-9a-f]{64}\.zip)", url)
     assert found, url
     assert env_value(user_data, "BUILD_FROM_SOURCE") == ""
-    # The instance role reads exactly the app and the wheelhouse objects.
+    # The instance role reads exactly the app, the wheelhouse and the instance files objects.
     reads = [
         json.dumps(resource)
         for policy in reference_template.find_resources("AWS::IAM::Policy").values()
@@ -58,7 +58,7 @@ def test_the_boot_installs_from_the_wheelhouse_asset(
         if statement["Action"] == "s3:GetObject"
         for resource in statement["Resource"]
     ]
-    assert len(reads) == 2 and any(found.group(1) in read for read in reads), reads
+    assert len(reads) == 3 and any(found.group(1) in read for read in reads), reads
     service = reference_stack.node.find_child("Service")
     assert isinstance(service, ApplicationLoadBalancedGunicornService)
     content = manifest(service)

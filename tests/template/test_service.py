@@ -13,6 +13,7 @@ from gunicorn_alb import ApplicationLoadBalancedGunicornService, rendering
 from gunicorn_alb.instances import SESSION_MANAGER_ACTIONS
 from tests.helpers import (
     env_value,
+    instance_file,
     instance_role_managed_policies,
     new_stack,
     secret_reads_on_every_resource,
@@ -67,7 +68,7 @@ def test_alb_idle_timeout_and_keepalive_are_coupled(
     assert env_value(user_data, "KEEPALIVE_MARGIN_SECONDS") == str(margin)
     assert env_value(user_data, "SYNTH_KEEPALIVE_SECONDS") == str(idle + margin)
     assert service.gunicorn_keepalive == idle + margin
-    conf = rendering.written_file(user_data, rendering.GUNICORN_CONF_PATH)
+    conf = instance_file(cdk.Stack.of(service), user_data, rendering.GUNICORN_CONF_PATH)
     assert conf is not None and 'worker_class = "gthread"' in conf
 
 
@@ -184,7 +185,7 @@ def test_instances_take_the_app_port_from_the_alb_only(coupled) -> None:  # type
     ]
 
 
-def test_instance_role_has_ssm_access_and_reads_only_the_app_and_wheelhouse_assets(
+def test_instance_role_has_ssm_access_and_reads_only_its_three_assets(
     template: assertions.Template,
 ) -> None:
     """Session Manager through the minimal statement AWS documents, not the managed policy
@@ -210,12 +211,14 @@ def test_instance_role_has_ssm_access_and_reads_only_the_app_and_wheelhouse_asse
             continue
         (statement,) = reads
         assert statement["Action"] == "s3:GetObject"
-        # Two objects: the app asset and the wheelhouse.
-        assert len(statement["Resource"]) == 2
+        # Three objects: the app asset, the wheelhouse and the instance files.
+        assert len(statement["Resource"]) == 3
+        keys = []
         for arn in statement["Resource"]:
             resource = arn["Fn::Join"][1]
-            assert resource[-1].endswith(".zip"), resource
+            keys.append(resource[-1].rsplit(".", 1)[1])
             assert "*" not in "".join(part for part in resource if isinstance(part, str))
+        assert sorted(keys) == ["tgz", "zip", "zip"]
 
 
 def test_rolling_update_and_creation_wait_for_the_boot_signal(coupled) -> None:  # type: ignore[no-untyped-def]
@@ -243,8 +246,9 @@ def test_user_data_installs_python_312_and_the_pinned_gunicorn(
         user_data = user_data_text(template, launch_template_id)
         assert env_value(user_data, "PYTHON") == "python3.12"
         assert env_value(user_data, "GUNICORN_VERSION") == GUNICORN_VERSION
-        assert re.search(r"^exec /usr/local/sbin/gunicorn-alb-boot", user_data, re.M)
+        assert re.search(r'^exec "\$root/usr/local/sbin/gunicorn-alb-boot"', user_data, re.M)
         assert env_value(user_data, "APP_ASSET_URL").startswith('{{"Fn::Sub": "s3://')
+        assert env_value(user_data, "INSTANCE_FILES_URL").startswith('{{"Fn::Sub": "s3://')
 
 
 def test_internal_alb_is_reachable_from_the_vpc_only() -> None:

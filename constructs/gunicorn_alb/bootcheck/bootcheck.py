@@ -43,7 +43,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from gunicorn_alb import rendering
+from gunicorn_alb import delivery, rendering
 from gunicorn_alb.bootcheck import app_checks, checks, rootfs, running, stack
 from gunicorn_alb.bootcheck.checks import Outcome
 from gunicorn_alb.bootcheck.container import ContainerError
@@ -95,9 +95,13 @@ VARIANTS = (
     Variant("default", "reference stack, IdleTimeoutSeconds at its default 60", 60),
     Variant(
         "context-120",
-        "cdk synth -c idleTimeoutSeconds=120, parameter left at its default",
+        "cdk synth -c idleTimeoutSeconds=120, parameter left at its default; ten environment "
+        "values of 1000 characters (-c environmentFile=long_environment.json)",
         120,
-        context={"idleTimeoutSeconds": "120"},
+        context={
+            "idleTimeoutSeconds": "120",
+            "environmentFile": str(Path(__file__).with_name("long_environment.json")),
+        },
     ),
     Variant(
         "parameter-300",
@@ -173,7 +177,7 @@ def run_variant(variant: Variant, synth: Synth, work: Path, root: Path) -> Outco
         text = stack.set_boot_env(text, "HEALTH_WAIT_SECONDS", str(variant.health_wait_seconds))
     if variant.from_pypi:
         text = stack.set_boot_env(text, "BUILD_FROM_SOURCE", '"all"')
-    boot_env = rendering.parse_env(stack.heredoc(text, rendering.BOOT_ENV_PATH))
+    boot_env = delivery.parse_env(stack.heredoc(text, rendering.BOOT_ENV_PATH))
     outcome.notes.append(
         f"user data of {user_data.launch_template_id} ({len(text)} bytes); substituted: "
         + "; ".join(user_data.substituted)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gunicorn_alb import instance_logs, rendering
+from gunicorn_alb import delivery, instance_logs, rendering
 from gunicorn_alb.bootcheck.instance import USER_DATA_UNIT, Instance
 
 UNIT = "gunicorn-app.service"
@@ -126,6 +126,9 @@ def check_calls(outcome: Outcome, calls: list[dict[str, Any]], boot_env: dict[st
     )
     aws = [c for c in boot if c["tool"] == "aws" and c["argv"][:2] == ["s3", "cp"]]
     assets = {"app asset": boot_env["APP_ASSET_URL"]}
+    if boot_env.get("INSTANCE_FILES_URL"):
+        # The user data's own fetch, before the boot script (which it unpacks) exists.
+        assets["instance files"] = boot_env["INSTANCE_FILES_URL"]
     if boot_env.get("WHEELHOUSE_URL"):
         assets["wheelhouse"] = boot_env["WHEELHOUSE_URL"]
     fetched = sorted(f"s3://{c.get('bucket')}/{c.get('key')}" for c in aws if c["exit"] == 0)
@@ -242,13 +245,13 @@ def check_retried(
 
 def check_written_files(outcome: Outcome, instance: Instance, idle: int) -> None:
     box = instance.container
-    boot_env = rendering.parse_env(box.read(rendering.BOOT_ENV_PATH))
+    boot_env = delivery.parse_env(box.read(rendering.BOOT_ENV_PATH))
     outcome.equal("boot.env IDLE_TIMEOUT_SECONDS", boot_env.get("IDLE_TIMEOUT_SECONDS"), str(idle))
-    coupling = rendering.parse_env(box.read(COUPLING_ENV_PATH))
+    coupling = delivery.parse_env(box.read(COUPLING_ENV_PATH))
     outcome.equal(
         "coupling.env GUNICORN_ALB_KEEPALIVE", coupling.get("GUNICORN_ALB_KEEPALIVE"), str(idle + 5)
     )
-    drop_in = rendering.parse_env(box.read(DROP_IN_PATH))
+    drop_in = delivery.parse_env(box.read(DROP_IN_PATH))
     graceful = coupling.get("GUNICORN_ALB_GRACEFUL_TIMEOUT", "")
     stop = drop_in.get("TimeoutStopSec", "")
     outcome.check(

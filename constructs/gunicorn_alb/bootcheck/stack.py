@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gunicorn_alb import rendering
+from gunicorn_alb import delivery
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
@@ -351,7 +351,7 @@ def resolve_user_data(synth: Synth, parameters: dict[str, str]) -> UserData:
 
 def heredoc(user_data: str, path: str) -> str:
     """The content the user data writes to PATH with ``cat > PATH <<'END'``."""
-    content = rendering.written_file(user_data, path)
+    content = delivery.written_file(user_data, path)
     if content is None:
         raise BootCheckError(f"the user data does not write {path} with a quoted heredoc")
     return content
