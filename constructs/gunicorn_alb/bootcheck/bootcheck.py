@@ -25,6 +25,7 @@ mmdebstrap and a Debian mirror to build the root filesystem (``prerequisites.py`
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -121,9 +122,7 @@ def run_variant(variant: Variant, synth: Synth, work: Path, root: Path) -> Outco
     if work.exists():
         raise BootCheckError(f"{work} exists: give the boot check an empty --work-dir")
     work.mkdir(parents=True)
-    instance = Instance(
-        work, root, f"bootcheck-{variant.name}-{os.getpid()}-{work.name}", variant.from_pypi
-    )
+    instance = Instance(work, root, _machine(variant.name, work.name), variant.from_pypi)
     app_key, app_source = stack.asset_source(synth, boot_env["APP_ASSET_URL"])
     wheelhouse_key, wheelhouse = stack.asset_source(synth, boot_env["WHEELHOUSE_URL"])
     # Before the wheelhouse (from_pypi) the boot gets an empty one; else the synth's, as the
@@ -202,6 +201,14 @@ def run_variant(variant: Variant, synth: Synth, work: Path, root: Path) -> Outco
     return outcome
 
 
+def _machine(name: str, run: str) -> str:
+    """The container's machine name: a valid host name (letters, digits, hyphens; at most 64
+    characters), unique per process and run (a construct path has slashes)."""
+    suffix = f"-{os.getpid()}-{run}"
+    stem = re.sub(r"[^A-Za-z0-9]+", "-", f"bootcheck-{name}").strip("-")
+    return stem[: 64 - len(suffix)] + re.sub(r"[^A-Za-z0-9-]+", "-", suffix)
+
+
 def _expected(variant: Variant, boot_env: dict[str, str]) -> Variant:
     """The variant with every expectation it leaves open set to the stack's own (boot.env's, as
     the deployment resolves it; gunicorn.conf.py's are read once the instance has it)."""
@@ -227,6 +234,7 @@ def _check_running_instance(
     worker_class = variant.worker_class or configured["worker_class"]
     workers = cpus * (variant.workers_per_cpu or int(configured["workers_per_cpu"])) + 1
     keepalive = variant.expected_idle + variant.keepalive_margin
+    outcome.idle_timeout = variant.expected_idle
     health_url = f"http://127.0.0.1:{boot_env['APP_PORT']}{boot_env['HEALTH_CHECK_PATH']}"
     checks.check_calls(outcome, instance.calls(), boot_env)
     checks.check_log_agent(outcome, instance, boot_env)

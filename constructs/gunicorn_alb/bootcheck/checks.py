@@ -37,6 +37,8 @@ class Outcome:
     """What the health path answered once the boot signalled (status and the body's start)."""
     keepalive: int | None = None
     """The keep-alive a running worker holds (read back from its own settings)."""
+    idle_timeout: int | None = None
+    """The idle timeout the keep-alive is derived from (as the deployment resolves it)."""
     diagnosis: list[str] = field(default_factory=list)
     """On failure: the step that failed and the log and journal lines that explain it."""
 

@@ -134,7 +134,8 @@ def summary(outcomes: list[Outcome], seconds: float) -> list[str]:
         f"  health path:    {last.health or 'no answer'}",
         "  keep-alive:     "
         + (
-            f"{last.keepalive} s, read back from a running Gunicorn worker"
+            f"{last.keepalive} s, read back from a running Gunicorn worker (ALB idle timeout "
+            f"{last.idle_timeout} s)"
             if last.keepalive is not None
             else "not read (Gunicorn did not run)"
         ),

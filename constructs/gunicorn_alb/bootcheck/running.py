@@ -190,7 +190,7 @@ def check_health(
         time.sleep(0.5)
     answer = f"{status} {body[:80]!r}" + ("..." if len(body) > 80 else "")
     if not when:
-        outcome.health = answer
+        outcome.health = f"GET {url}: {answer}"
     return outcome.check(
         healthy,
         f"GET {url}{when}: {answer}" + (f" (after {waited:.1f} s)" if within else ""),
