@@ -220,6 +220,21 @@ def _expected(variant: Variant, boot_env: dict[str, str]) -> Variant:
     )
 
 
+def _configured(instance: Instance) -> dict[str, str]:
+    """The worker class and workers per CPU the instance's gunicorn.conf.py sets (as
+    ``rendering.render_gunicorn_conf`` writes them); "" and "0" when it sets none (the checks
+    then fail, naming what they found)."""
+    text = instance.container.read(rendering.GUNICORN_CONF_PATH)
+    worker_class = re.search(r'^worker_class = "([^"]+)"$', text, re.MULTILINE)
+    per_cpu = re.search(
+        r"^workers = len\(os\.sched_getaffinity\(0\)\) \* (\d+) \+ 1$", text, re.MULTILINE
+    )
+    return {
+        "worker_class": worker_class.group(1) if worker_class else "",
+        "workers_per_cpu": per_cpu.group(1) if per_cpu else "0",
+    }
+
+
 def _check_running_instance(
     outcome: Outcome,
     instance: Instance,
@@ -230,7 +245,7 @@ def _check_running_instance(
     app_source: Path,
 ) -> None:
     assert variant.expected_idle is not None and variant.keepalive_margin is not None
-    configured = running.configured(instance)
+    configured = _configured(instance)
     worker_class = variant.worker_class or configured["worker_class"]
     workers = cpus * (variant.workers_per_cpu or int(configured["workers_per_cpu"])) + 1
     keepalive = variant.expected_idle + variant.keepalive_margin

@@ -19,7 +19,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from gunicorn_alb import instance_logs, rendering
+from gunicorn_alb import instance_logs
 from gunicorn_alb.bootcheck import app_probe
 from gunicorn_alb.bootcheck.checks import Outcome, tail
 from gunicorn_alb.bootcheck.instance import Instance
@@ -285,20 +285,6 @@ def check_log_rotation(outcome: Outcome, instance: Instance, url: str) -> None:
         f"the next request into the truncated access.log ({len(after)} line(s) there)"
         + ("" if result.returncode == 0 else f":\n{tail(result.stdout + result.stderr)}"),
     )
-
-
-def configured(instance: Instance) -> dict[str, str]:
-    """The worker class and workers per CPU the instance's gunicorn.conf.py sets (as
-    ``rendering.render_gunicorn_conf`` writes them); empty strings when it sets none."""
-    text = instance.container.read(rendering.GUNICORN_CONF_PATH)
-    worker_class = re.search(r'^worker_class = "([^"]+)"$', text, re.MULTILINE)
-    per_cpu = re.search(
-        r"^workers = len\(os\.sched_getaffinity\(0\)\) \* (\d+) \+ 1$", text, re.MULTILINE
-    )
-    return {
-        "worker_class": worker_class.group(1) if worker_class else "",
-        "workers_per_cpu": per_cpu.group(1) if per_cpu else "0",
-    }
 
 
 def check_effective_config(
