@@ -24,11 +24,12 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gunicorn_alb.bootcheck import assembly, bootcheck, prerequisites
-from gunicorn_alb.bootcheck.checks import Outcome
-from gunicorn_alb.bootcheck.stack import BootCheckError
+from gunicorn_alb.bootcheck import prerequisites
+
+if TYPE_CHECKING:
+    from gunicorn_alb.bootcheck.checks import Outcome
 
 PROG = "gunicorn-alb boot-check"
 
@@ -89,6 +90,11 @@ def run(args: argparse.Namespace) -> int:
     if problems:
         print(prerequisites.message(problems, packages), file=sys.stderr)
         return 2
+    # Imported once the machine can run it (the machinery is POSIX and Linux only; `gunicorn-alb
+    # render` and `doctor` load this module on any system).
+    from gunicorn_alb.bootcheck import assembly, bootcheck
+    from gunicorn_alb.bootcheck.stack import BootCheckError
+
     started = time.monotonic()
     try:
         app = Path(args.app)
