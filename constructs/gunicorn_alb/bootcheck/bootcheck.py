@@ -386,3 +386,11 @@ def work_dir(path: Path | None, keep: bool) -> Iterator[WorkDir]:
             print(f"kept the boots' folders in {work.path} (each has log/ and container/)")
         else:
             shutil.rmtree(work.path, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    # This module was the command once: say where it went rather than exit 0 having booted nothing.
+    raise SystemExit(
+        "the boot check's command is `gunicorn-alb boot-check` (your stack's cdk.out); in this "
+        "repository, `make boot-check` or `python -m tools.bootcheck` boots the reference variants"
+    )
