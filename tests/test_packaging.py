@@ -63,6 +63,18 @@ def test_wheel_ships_the_instance_files_and_renders_from_them(dists: Dists, tmp_
         assert f"gunicorn_alb/userdata/{name}" in names
     assert {"gunicorn_alb/sample_app/app.py", "gunicorn_alb/sample_app/requirements.txt"} <= names
     assert {"gunicorn_alb/doctor/__init__.py", "gunicorn_alb/doctor/cli.py"} <= names
+    # gunicorn-alb boot-check runs from the wheel: its machinery, stand-ins and package list, and
+    # nothing that needs this repository's checkout (its pinned CLI lives in tools/bootcheck).
+    boot_check = {
+        f"gunicorn_alb/bootcheck/{n}" for n in ("cli.py", "shims.py", "al2023_packages.txt")
+    }
+    assert boot_check <= names
+    archive = zipfile.ZipFile(wheel)
+    assert not [
+        n
+        for n in names
+        if n.startswith("gunicorn_alb/bootcheck/") and b"node_modules" in archive.read(n)
+    ]
     assert not any(
         name.startswith(("constructs/", "userdata/", "tests/", "tools/")) for name in names
     )

@@ -9,6 +9,9 @@ files a synthesized stack's instances receive (:mod:`gunicorn_alb.render_templat
 
 ``python -m gunicorn_alb doctor ...`` is ``gunicorn-alb-doctor``: it checks a deployed fleet
 (``python -m gunicorn_alb doctor probe URL`` measures one target's keep-alive on the wire).
+
+``python -m gunicorn_alb boot-check`` boots a synthesized stack's instance under systemd in a
+container (``gunicorn_alb.bootcheck.cli``).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import sys
 from pathlib import Path
 
 from gunicorn_alb import app_config, delivery, rendering, timeouts
+from gunicorn_alb.bootcheck import cli as boot_check
 
 
 def _render(args: argparse.Namespace) -> int:
@@ -125,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=prog())
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("doctor", help="check a deployed ALB + Gunicorn fleet (see --help there)")
+    boot_check.add_parser(commands)
     render = commands.add_parser("render", help="write the files an instance receives")
     render.add_argument(
         "--idle-timeout",
@@ -208,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
         help="CloudWatch Logs group for the CloudWatch agent (default: none, no agent)",
     )
     args = parser.parse_args(args_in)
+    if args.command == "boot-check":
+        return boot_check.run(args)
     return _render(args)
 
 

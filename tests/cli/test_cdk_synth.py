@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from gunicorn_alb import delivery, rendering
-from gunicorn_alb.bootcheck import bootcheck, stack
+from gunicorn_alb.bootcheck import stack
+from tools.bootcheck import reference
 
 pytestmark = pytest.mark.cli
 
@@ -20,13 +21,13 @@ def _cdk(root: Path, out: Path, *args: str) -> subprocess.CompletedProcess[str]:
         pytest.fail("the pinned CDK CLI is not installed: run `make setup` (npm ci)")
     context = dict(arg.split("=", 1) for arg in args)
     return subprocess.run(
-        stack.synth_command(context, out), cwd=root, env=stack.synth_env(),
+        reference.synth_command(context, out), cwd=root, env=reference.synth_env(),
         capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
 
 
 def _synth_of(cli_synths, variant: str):  # type: ignore[no-untyped-def]
-    (found,) = [v for v in bootcheck.VARIANTS if v.name == variant]
+    (found,) = [v for v in reference.VARIANTS if v.name == variant]
     return cli_synths[found.synth_key]
 
 
