@@ -46,6 +46,11 @@ class GunicornServiceStack(cdk.Stack):
     :param private_isolated: no NAT gateway: the instances run in isolated subnets and reach S3
         (assets, wheelhouse, dnf repositories) and the AWS APIs they call through VPC endpoints.
         Default: - False (private subnets with one NAT gateway)
+    :param termination_hook_seconds: the construct's ``termination_hook_timeout`` (the drain
+        through a termination hook; with ``private_isolated``, an Auto Scaling endpoint too).
+        Default: - none: no hook
+    :param termination_command: the construct's ``termination_command`` (needs
+        ``termination_hook_seconds``). Default: - none
     """
 
     def __init__(
@@ -59,6 +64,8 @@ class GunicornServiceStack(cdk.Stack):
         deletion_protection: bool = False,
         machine_image_ids: Mapping[str, str] | None = None,
         private_isolated: bool = False,
+        termination_hook_seconds: int | None = None,
+        termination_command: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, id, **kwargs)
@@ -102,7 +109,13 @@ class GunicornServiceStack(cdk.Stack):
         instance_subnets: ec2.SubnetSelection | None = None
         if private_isolated:
             instance_subnets = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
-            PrivateEndpoints(self, "Endpoints", vpc=vpc, subnets=instance_subnets)
+            PrivateEndpoints(
+                self,
+                "Endpoints",
+                vpc=vpc,
+                subnets=instance_subnets,
+                termination_hook=termination_hook_seconds is not None,
+            )
         self._harden_vpc(vpc)
         self.idle_timeout = idle
         """The ``IdleTimeoutSeconds`` parameter."""
@@ -121,6 +134,12 @@ class GunicornServiceStack(cdk.Stack):
                 else None
             ),
             deletion_protection=deletion_protection,
+            termination_hook_timeout=(
+                None
+                if termination_hook_seconds is None
+                else cdk.Duration.seconds(termination_hook_seconds)
+            ),
+            termination_command=termination_command,
         )
         self.service = service
         """The construct under the reference stack (its load balancer, group, ...)."""

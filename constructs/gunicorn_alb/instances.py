@@ -20,7 +20,7 @@ from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from gunicorn_alb import rendering, scaling, timeouts
+from gunicorn_alb import rendering, scaling, termination, timeouts
 from gunicorn_alb.boot_budget import BOOT
 from gunicorn_alb.compliance import acknowledge, acknowledge_control
 from gunicorn_alb.props import ServiceProps
@@ -108,6 +108,9 @@ def new_launch_template(
         user_data=user_data,
         require_imdsv2=True,
         http_put_response_hop_limit=1,
+        # The drain watcher reads its group's name from the instance's aws:autoscaling:groupName
+        # tag (a Ref to the group here would be a circular dependency).
+        instance_metadata_tags=True if props.termination_hook_timeout is not None else None,
         associate_public_ip_address=False,
         # 1-minute instance metrics: alarms and scaling see a failing instance sooner
         # (Control Tower CT.EC2.PR.10).
@@ -205,11 +208,34 @@ def new_auto_scaling_group(
     if props.termination_hook_timeout is not None:
         group.add_lifecycle_hook(
             "TerminationHook",
+            lifecycle_hook_name=termination.HOOK_NAME,
             lifecycle_transition=autoscaling.LifecycleTransition.INSTANCE_TERMINATING,
             heartbeat_timeout=props.termination_hook_timeout,
             default_result=autoscaling.DefaultResult.CONTINUE,
         )
+        allow_lifecycle_completion(scope, launch_template, group)
     return group
+
+
+def allow_lifecycle_completion(
+    scope: Construct, launch_template: ec2.LaunchTemplate, group: autoscaling.AutoScalingGroup
+) -> iam.Policy:
+    """The instance role may complete lifecycle actions of this group only (the drain watcher's
+    ``CompleteLifecycleAction``; the action supports the ``autoScalingGroup`` resource type). A
+    policy of its own, attached to the role: the group depends on the launch template and so on
+    the role, and nothing depends on this policy, so its reference to the group is no cycle."""
+    role = launch_template.role
+    assert isinstance(role, iam.Role), "new_launch_template gives the template its own role"
+    return iam.Policy(
+        scope,
+        "TerminationHookPolicy",
+        roles=[role],
+        statements=[
+            iam.PolicyStatement(
+                actions=[termination.COMPLETE_ACTION], resources=[group.auto_scaling_group_arn]
+            )
+        ],
+    )
 
 
 def add_instance_files(
@@ -252,6 +278,8 @@ def add_instance_files(
         secrets=secret_refs(props.secrets),
         pre_start_command=props.pre_start_command or "",
         log_group_name=log_group.log_group_name if log_group is not None else "",
+        termination_hook_name=termination.HOOK_NAME if props.termination_hook_timeout else "",
+        termination_command=props.termination_command or "",
     )
     body = rendering.render_user_data_body(config)
     size = rendering.user_data_size_estimate(f"{rendering.USER_DATA_SHEBANG}\n{body}")
@@ -259,7 +287,7 @@ def add_instance_files(
         raise ValueError(
             "ApplicationLoadBalancedGunicornService: invalid properties:\n- the user data "
             f"would be about {size} bytes, over EC2's limit of {rendering.USER_DATA_MAX_BYTES}: "
-            "shorten environment or pre_start_command"
+            "shorten environment, pre_start_command or termination_command"
         )
     launch.user_data.add_commands(body)
     return config
