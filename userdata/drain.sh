@@ -63,8 +63,10 @@ drain() {
 # complete: CompleteLifecycleAction with CONTINUE for this instance, within the budget.
 complete() {
   local deadline=$((SECONDS + TERMINATION_COMPLETION_SECONDS)) id group
-  id=$(imds instance-id) && group=$(imds tags/instance/aws:autoscaling:groupName) ||
-    { error "cannot read instance-id and tag aws:autoscaling:groupName"; return 1; }
+  if ! id=$(imds instance-id) || ! group=$(imds tags/instance/aws:autoscaling:groupName); then
+    error "cannot read instance-id and tag aws:autoscaling:groupName"
+    return 1
+  fi
   log "completing ${TERMINATION_HOOK_NAME} of ${group} for ${id} with CONTINUE"
   retry "$deadline" aws autoscaling complete-lifecycle-action --region "$AWS_REGION" \
     --lifecycle-hook-name "$TERMINATION_HOOK_NAME" --auto-scaling-group-name "$group" \

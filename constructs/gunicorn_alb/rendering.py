@@ -268,7 +268,9 @@ def render_pre_start_env(config: InstanceConfig) -> str:
 def render_pre_start_unit(config: InstanceConfig) -> str:
     """``gunicorn-app-prestart.service``: the release step as a oneshot unit, with the app's
     user, environment files and the very hardening block of ``gunicorn-app.service``."""
-    return _app_oneshot_unit(config, "gunicorn-app-prestart.service.tmpl", PRE_START_TIMEOUT_SECONDS)
+    return _app_oneshot_unit(
+        config, "gunicorn-app-prestart.service.tmpl", PRE_START_TIMEOUT_SECONDS
+    )
 
 
 def _app_oneshot_unit(config: InstanceConfig, template: str, timeout: int) -> str:
