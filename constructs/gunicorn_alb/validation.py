@@ -305,8 +305,10 @@ def _check_termination(props: ServiceProps, coupled: timeouts.CoupledTimeouts) -
     needs the hook. A token hook timeout is left to CloudFormation."""
     hook = props.termination_hook_timeout
     seconds = None if hook is None else hook.to_seconds(integral=False)
-    if seconds is not None and cdk.Token.is_unresolved(seconds):
-        return []
+    if seconds is not None and (
+        cdk.Token.is_unresolved(seconds) or limits.check("termination_hook_timeout", seconds)
+    ):
+        return []  # a token is left to CloudFormation; a value out of AWS's range is reported
     return termination.check_termination(
         seconds, coupled, command=props.termination_command is not None
     )
