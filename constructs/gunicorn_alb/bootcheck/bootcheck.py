@@ -42,9 +42,10 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from gunicorn_alb import rendering
-from gunicorn_alb.bootcheck import app_checks, checks, rootfs, running, stack
+from gunicorn_alb.bootcheck import app_checks, checks, drain_checks, rootfs, running, stack
 from gunicorn_alb.bootcheck.checks import Outcome
 from gunicorn_alb.bootcheck.container import ContainerError
 from gunicorn_alb.bootcheck.instance import Instance
@@ -92,7 +93,16 @@ class Variant:
 
 
 VARIANTS = (
-    Variant("default", "reference stack, IdleTimeoutSeconds at its default 60", 60),
+    Variant(
+        "default",
+        "reference stack, IdleTimeoutSeconds at its default 60, with the termination drain "
+        "(-c terminationHookSeconds=3900 -c terminationCommand=...)",
+        60,
+        context={
+            "terminationHookSeconds": "3900",
+            "terminationCommand": drain_checks.TERMINATION_COMMAND,
+        },
+    ),
     Variant(
         "context-120",
         "cdk synth -c idleTimeoutSeconds=120, parameter left at its default",
@@ -228,7 +238,10 @@ def run_variant(variant: Variant, synth: Synth, work: Path, root: Path) -> Outco
             "secrets (values made up for this boot, answered by the aws stand-in): "
             + "; ".join(f"{s.name} {s.source} {s.arn} {s.field}".rstrip() for s in secrets)
         )
+    hooked = bool(boot_env.get("TERMINATION_HOOK_NAME"))
+    drain = drain_checks.settings(synth.template, boot_env, synth.stack_name) if hooked else {}
     settings = {
+        **drain,
         "health_url": health_url,
         "al2023_packages": al2023_packages(),
         "elbv2": user_data.elbv2,
@@ -236,13 +249,17 @@ def run_variant(variant: Variant, synth: Synth, work: Path, root: Path) -> Outco
         "secret_answers": app_checks.stand_in_answers(secrets),
     }
     instance.prepare(text, settings)
+    if drain:
+        drain_checks.install_metadata_service(instance)
     try:
         instance.boot(cpus)
+        if drain:
+            drain_checks.add_metadata_address(outcome, instance)
         instance.wait_for_user_data(BOOT_TIMEOUT_SECONDS)
         checks.check_user_data_ran(outcome, instance, success)
         if instance.user_data is not None and success:
             _check_running_instance(
-                outcome, instance, variant, boot_env, len(cpus) * 2 + 1, secrets, app_source
+                outcome, instance, variant, boot_env, len(cpus) * 2 + 1, secrets, app_source, drain
             )
         elif instance.user_data is not None:
             checks.check_signal(outcome, instance, boot_env, stack.REGION, success=False)
@@ -272,6 +289,7 @@ def _check_running_instance(
     workers: int,
     secrets: list[app_checks.SecretValue],
     app_source: Path,
+    drain: dict[str, Any],
 ) -> None:
     health_url = f"http://127.0.0.1:{boot_env['APP_PORT']}{boot_env['HEALTH_CHECK_PATH']}"
     checks.check_calls(outcome, instance.calls(), boot_env)
@@ -304,7 +322,10 @@ def _check_running_instance(
     )
     outcome.notes.append(f"systemd-analyze security: {running.exposure(instance)}")
     running.check_restart(outcome, instance, health_url, workers, variant.worker_class)
-    running.check_graceful_stop(outcome, instance, boot_env["APP_PORT"])
+    if drain:  # the group terminates the instance: the drain stops Gunicorn
+        drain_checks.check_drain(outcome, instance, boot_env, drain)
+    else:
+        running.check_graceful_stop(outcome, instance, boot_env["APP_PORT"])
     app_checks.check_no_leaks(outcome, instance, secrets)
 
 
