@@ -18,6 +18,7 @@ import subprocess
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -145,8 +146,8 @@ COMPLETE = (
 
 def test_watcher_passes_shellcheck(require, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     (tmp_path / "boot.sh").write_text(rendering.boot_script())
-    shipped = Path(str(rendering.resources.files("gunicorn_alb.userdata").joinpath("drain.sh")))
-    (tmp_path / "drain.sh").write_text(shipped.read_text())
+    shipped = resources.files("gunicorn_alb.userdata").joinpath("drain.sh")
+    (tmp_path / "drain.sh").write_text(shipped.read_text(encoding="utf-8"))
     result = subprocess.run(
         [require("shellcheck"), "--severity=style", "-x", "drain.sh"],
         cwd=tmp_path, capture_output=True, text=True, check=False,

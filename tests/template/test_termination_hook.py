@@ -185,7 +185,7 @@ def test_cfn_lint_finds_no_errors_nor_a_circular_dependency(
 
 def test_cfn_lint_finds_a_circular_dependency(drain: assertions.Template, tmp_path: Path) -> None:
     """The check can fail: the group made to wait for the policy that references it."""
-    template: dict[str, Any] = drain.to_json()
+    template: dict[str, Any] = dict(drain.to_json())
     resources = template["Resources"]
     (policy,) = (k for k in resources if "TerminationHookPolicy" in k)
     (group,) = (

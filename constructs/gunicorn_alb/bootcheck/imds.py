@@ -23,7 +23,7 @@ try:
     from gunicorn_alb.bootcheck import shims
 except ImportError:  # in the container (python3 -I leaves the script's folder off the path)
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    import shims  # type: ignore[no-redef]
+    import shims  # type: ignore[no-redef,import-not-found]
 
 IMDS_ADDRESS = "169.254.169.254"
 """Where the instance metadata service answers (EC2 user guide, "Access instance metadata")."""
