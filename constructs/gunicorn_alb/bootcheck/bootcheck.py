@@ -15,7 +15,9 @@ CLI and the CloudWatch agent's control script are stand-ins (``shims.py``), each
 calls. The checks (``checks.py``, ``running.py``) cover the signal, the written files, the agent's
 configuration, the unit as systemd runs it, the health path, the access log's format with an ALB
 trace id, a real logrotate run, the keep-alive a running worker holds, a restart after the main
-process is killed, and a graceful stop with a request in flight; for an app with an environment,
+process is killed, and a graceful stop with a request in flight (with the termination drain, the
+default variant: through the group's termination, played in the instance metadata stand-in
+``imds.py``; ``drain_checks.py``); for an app with an environment,
 secrets or a release step (the examples), ``app_checks.py`` covers the secrets as the boot read
 them, the running Gunicorn's environment, the root-only environment files, the release step, the
 app's own page, and that no secret value shows anywhere the boot writes or logs. The variants

@@ -68,11 +68,22 @@ def settings(template: dict[str, Any], boot_env: dict[str, str], stack_name: str
     }
 
 
+RECORDING_DROP_IN = f"/etc/systemd/system/{DRAIN_SERVICE}.d/bootcheck-recording.conf"
+RECORDING_DROP_IN_TEXT = f"""\
+# The boot check's only addition to the watcher's unit: the AWS CLI stand-in records each call in
+# {LOG_DIR}, which ProtectSystem=strict would make read-only (the real CLI writes nothing there).
+[Service]
+ReadWritePaths={LOG_DIR}
+"""
+
+
 def install_metadata_service(instance: Instance) -> None:
-    """Before the boot: the stand-in's unit, started by the container's systemd."""
+    """Before the boot: the stand-in's unit, started by the container's systemd, and the drop-in
+    that lets the AWS CLI stand-in record the watcher's calls."""
     box = instance.container
     box.write(f"/etc/systemd/system/{IMDS_UNIT}", IMDS_UNIT_TEXT)
     box.symlink(f"/etc/systemd/system/multi-user.target.wants/{IMDS_UNIT}", f"../{IMDS_UNIT}")
+    box.write(RECORDING_DROP_IN, RECORDING_DROP_IN_TEXT)
 
 
 def add_metadata_address(outcome: Outcome, instance: Instance) -> None:
