@@ -114,6 +114,18 @@ def check_drain(
     stops Gunicorn with a request in flight (which finishes), runs the clean-up as the app user
     and completes the lifecycle action once."""
     box = instance.container
+    units = [f"/etc/systemd/system/{unit}" for unit in (DRAIN_SERVICE, DRAIN_TIMER, CLEANUP_UNIT)]
+    verify = box.run(["systemd-analyze", "verify", *units])
+    said = (verify.stdout + verify.stderr).strip()
+    outcome.check(
+        verify.returncode == 0 and not said,
+        f"`systemd-analyze verify` of {', '.join(units)} is clean"
+        + (
+            ""
+            if verify.returncode == 0 and not said
+            else f" (exit {verify.returncode}):\n{tail(said)}"
+        ),
+    )
     timer = box.systemctl_show(DRAIN_TIMER, "ActiveState", "UnitFileState")
     reads = [
         c
