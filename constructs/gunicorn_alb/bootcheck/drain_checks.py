@@ -135,7 +135,7 @@ def check_drain(
     quiet = instance.journal(DRAIN_SERVICE).strip()
     outcome.check(
         timer == {"ActiveState": "active", "UnitFileState": "enabled"}
-        and len(reads) >= 2
+        and len(reads) >= 1
         and all(c["exit"] == 200 for c in reads)
         and not _completions(instance)
         and not quiet,
