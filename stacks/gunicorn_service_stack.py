@@ -52,6 +52,11 @@ class GunicornServiceStack(cdk.Stack):
         Default: - False (private subnets with one NAT gateway)
     :param environment: the sample app's environment (the construct's ``environment``).
         Default: - none
+    :param termination_hook_seconds: the construct's ``termination_hook_timeout`` (the drain
+        through a termination hook; with ``private_isolated``, an Auto Scaling endpoint too).
+        Default: - none: no hook
+    :param termination_command: the construct's ``termination_command`` (needs
+        ``termination_hook_seconds``). Default: - none
     """
 
     def __init__(
@@ -66,6 +71,8 @@ class GunicornServiceStack(cdk.Stack):
         machine_image_ids: Mapping[str, str] | None = None,
         private_isolated: bool = False,
         environment: Mapping[str, str] | None = None,
+        termination_hook_seconds: int | None = None,
+        termination_command: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, id, **kwargs)
@@ -110,7 +117,13 @@ class GunicornServiceStack(cdk.Stack):
         endpoints: PrivateEndpoints | None = None
         if private_isolated:
             instance_subnets = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
-            endpoints = PrivateEndpoints(self, "Endpoints", vpc=vpc, subnets=instance_subnets)
+            endpoints = PrivateEndpoints(
+                self,
+                "Endpoints",
+                vpc=vpc,
+                subnets=instance_subnets,
+                termination_hook=termination_hook_seconds is not None,
+            )
         self._harden_vpc(vpc)
         self.idle_timeout = idle
         """The ``IdleTimeoutSeconds`` parameter."""
@@ -130,6 +143,12 @@ class GunicornServiceStack(cdk.Stack):
             ),
             deletion_protection=deletion_protection,
             environment=dict(environment) if environment else None,
+            termination_hook_timeout=(
+                None
+                if termination_hook_seconds is None
+                else cdk.Duration.seconds(termination_hook_seconds)
+            ),
+            termination_command=termination_command,
         )
         if endpoints is not None:
             # The instances' first boot calls S3 and the endpoints' services: no instance before

@@ -26,6 +26,9 @@ def check_app_config(props: ServiceProps) -> list[str]:
         *app_config.check_environment(props.environment, cdk.Token.is_unresolved),
         *check_secrets(props.secrets, props.environment),
         *app_config.check_pre_start_command(props.pre_start_command, cdk.Token.is_unresolved),
+        *app_config.check_pre_start_command(
+            props.termination_command, cdk.Token.is_unresolved, "termination_command"
+        ),
     ]
 
 

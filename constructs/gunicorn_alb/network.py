@@ -59,6 +59,14 @@ only) and the per-region Patch Manager buckets of "Reference: Amazon S3 buckets 
 operations", whose names differ per region (add a statement to ``s3`` for them if you patch
 with Patch Manager)."""
 
+TERMINATION_HOOK_ENDPOINTS: dict[str, tuple[ec2.InterfaceVpcEndpointAwsService, str]] = {
+    "AutoScaling": (
+        ec2.InterfaceVpcEndpointAwsService.AUTOSCALING,
+        "the drain watcher's CompleteLifecycleAction (termination_hook_timeout)",
+    ),
+}
+"""Interface endpoints the instances need only with the construct's termination hook."""
+
 
 class PrivateEndpoints(Construct):
     """An S3 gateway endpoint and the interface endpoints the instances need without a NAT gateway.
@@ -85,6 +93,9 @@ class PrivateEndpoints(Construct):
         interface endpoints get a network interface in each of their Availability Zones).
     :param services: child ids of ``INTERFACE_ENDPOINTS`` to create.
         Default: - all of them
+    :param termination_hook: the instances drain through the construct's termination hook
+        (``termination_hook_timeout``): add ``TERMINATION_HOOK_ENDPOINTS`` (Auto Scaling).
+        Default: - False
     """
 
     def __init__(
@@ -95,6 +106,7 @@ class PrivateEndpoints(Construct):
         vpc: ec2.IVpc,
         subnets: ec2.SubnetSelection,
         services: Sequence[str] | None = None,
+        termination_hook: bool = False,
     ) -> None:
         super().__init__(scope, id)
         unknown = sorted(set(services or ()) - set(INTERFACE_ENDPOINTS))
@@ -137,9 +149,14 @@ class PrivateEndpoints(Construct):
         )
         self.interface_endpoints: dict[str, ec2.InterfaceVpcEndpoint] = {}
         """The interface endpoints by child id."""
-        for name, (service, _caller) in INTERFACE_ENDPOINTS.items():
-            if services is not None and name not in services:
-                continue
+        wanted = {
+            name: spec
+            for name, spec in INTERFACE_ENDPOINTS.items()
+            if services is None or name in services
+        }
+        if termination_hook:
+            wanted.update(TERMINATION_HOOK_ENDPOINTS)
+        for name, (service, _caller) in wanted.items():
             self.interface_endpoints[name] = ec2.InterfaceVpcEndpoint(
                 self,
                 name,

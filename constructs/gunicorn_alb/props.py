@@ -86,6 +86,7 @@ class ServiceProps:
     alarm_thresholds: AlarmThresholds | None
     alarm_topic: sns.ITopic | None
     termination_hook_timeout: cdk.Duration | None
+    termination_command: str | None
     instance_logs: bool
     log_retention: cdk.Duration | None
     log_encryption_key: kms.IKey | None

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from importlib import resources
 from string import Template
 
-from gunicorn_alb import app_config, instance_logs, timeouts
+from gunicorn_alb import app_config, instance_logs, termination, timeouts
 from gunicorn_alb.boot_budget import BOOT
 from gunicorn_alb.timeouts import CoupledTimeouts
 
@@ -93,6 +93,11 @@ class InstanceConfig:
     """The release step; empty for none."""
     log_group_name: str = ""
     """The CloudWatch Logs group the agent ships to (a token in a stack); empty: no agent."""
+    termination_hook_name: str = ""
+    """The termination hook the drain watcher completes (:mod:`gunicorn_alb.termination`);
+    empty: no hook, no watcher."""
+    termination_command: str = ""
+    """The app's clean-up on termination; empty for none."""
 
 
 @dataclass(frozen=True)
@@ -160,6 +165,9 @@ def render_boot_env(config: InstanceConfig) -> str:
         "aws_region": config.aws_region,
         "forwarded_allow_ips": config.forwarded_allow_ips,
         "log_group_name": config.log_group_name,
+        "termination_hook_name": config.termination_hook_name,
+        "termination_completion": termination.COMPLETION_BUDGET_SECONDS,
+        "termination_cleanup_unit": termination.CLEANUP_UNIT if config.termination_command else "",
     }
     if app_config.check_app_target("wsgi_app", config.wsgi_app):
         raise ValueError(
@@ -237,18 +245,48 @@ def render_pre_start_env(config: InstanceConfig) -> str:
 def render_pre_start_unit(config: InstanceConfig) -> str:
     """``gunicorn-app-prestart.service``: the release step as a oneshot unit, with the app's
     user, environment files and the very hardening block of ``gunicorn-app.service``."""
+    return _app_oneshot_unit(
+        config, "gunicorn-app-prestart.service.tmpl", PRE_START_TIMEOUT_SECONDS
+    )
+
+
+def _app_oneshot_unit(config: InstanceConfig, template: str, timeout: int) -> str:
+    """A oneshot unit of the app's command (release step, clean-up): the app's user and
+    environment files (in ``template``) and the very hardening block of ``gunicorn-app.service``."""
     unit = render_unit(config)
     start, end = unit.find("\n# Hardening"), unit.find("\n[Install]")
     if start < 0 or end < start:
         raise ValueError("gunicorn-app.service.tmpl has no '# Hardening' block before [Install]")
     return _render(
-        "gunicorn-app-prestart.service.tmpl",
+        template,
         {
             "health_check_path": config.health_check_path,
-            "timeout": PRE_START_TIMEOUT_SECONDS,
+            "timeout": timeout,
             "hardening": unit[start + 1 : end].rstrip("\n"),
         },
     )
+
+
+def render_termination_files(config: InstanceConfig) -> dict[str, str]:
+    """The drain watcher with its units (with a termination hook) and the app's clean-up on
+    termination: its command in ``termination.env`` and its oneshot unit (with a command)."""
+    if not config.termination_hook_name:
+        return {}
+    files = {
+        termination.WATCHER_PATH: _resource("drain.sh"),
+        termination.WATCHER_SERVICE_PATH: _resource("gunicorn-alb-drain.service"),
+        termination.WATCHER_TIMER_PATH: _resource("gunicorn-alb-drain.timer"),
+    }
+    if config.termination_command:
+        files[termination.CLEANUP_ENV_PATH] = (
+            "# The app's clean-up (termination_command), run by gunicorn-app-termination.service.\n"
+            + app_config.env_assignment("GUNICORN_ALB_TERMINATION", config.termination_command)
+            + "\n"
+        )
+        files[termination.CLEANUP_UNIT_PATH] = _app_oneshot_unit(
+            config, "gunicorn-app-termination.service.tmpl", termination.CLEANUP_TIMEOUT_SECONDS
+        )
+    return files
 
 
 def coupling_agent() -> str:
@@ -286,4 +324,5 @@ def render_files(config: InstanceConfig) -> dict[str, str]:
         files[PRE_START_UNIT_PATH] = render_pre_start_unit(config)
     if config.log_group_name:
         files[instance_logs.AGENT_CONFIG_PATH] = render_cloudwatch_agent_config()
+    files.update(render_termination_files(config))
     return files

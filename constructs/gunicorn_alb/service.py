@@ -181,9 +181,18 @@ class ApplicationLoadBalancedGunicornService(Construct):
     :param alarm_topic: the SNS topic the alarms and the ASG's scaling events notify.
         Default: - a new topic (TLS-only, encrypted with a customer-managed KMS key CloudWatch
         may use) when ``monitoring`` is on; subscribe to ``alarm_topic``
-    :param termination_hook_timeout: add a termination lifecycle hook that holds a terminating
-        instance this long (after the ALB has drained it) for your own clean-up; complete the
-        lifecycle action to end it early. Default: - no hook
+    :param termination_hook_timeout: add a termination lifecycle hook and drain each instance
+        through it: once the ALB has deregistered a terminating instance, a watcher on the
+        instance (every 5 s, through the instance metadata) stops Gunicorn gracefully, runs
+        ``termination_command`` and completes the lifecycle action with ``CONTINUE`` (the role may,
+        for this group only; the metadata gets the instance's tags, which it reads the group's
+        name from). This is the longest the hook holds an instance if the drain cannot complete:
+        at least the stop timeout (with a deploy-time idle timeout, the deregistration delay) +
+        76 s, + 120 s with ``termination_command`` (rule hook-covers-drain). Default: - no hook
+    :param termination_command: the app's clean-up on termination: one line of bash run on a
+        terminating instance as the app user, with the app's environment and secrets, after
+        Gunicorn has stopped, for at most 120 s; a failure is logged and the instance still
+        terminates. Needs ``termination_hook_timeout``. Default: - none
     :param instance_logs: ship Gunicorn's access and error logs and the boot log to a CloudWatch
         Logs log group, one stream per instance, with the CloudWatch agent. Default: - True
     :param log_retention: how long the log group keeps logs, in whole days that CloudWatch Logs
@@ -292,6 +301,7 @@ class ApplicationLoadBalancedGunicornService(Construct):
         alarm_thresholds: AlarmThresholds | None = None,
         alarm_topic: sns.ITopic | None = None,
         termination_hook_timeout: cdk.Duration | None = None,
+        termination_command: str | None = None,
         instance_logs: bool = True,
         log_retention: cdk.Duration | None = None,
         log_encryption_key: kms.IKey | None = None,

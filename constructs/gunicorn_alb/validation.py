@@ -28,6 +28,7 @@ from gunicorn_alb import (
     limits,
     log_group,
     prop_checks,
+    termination,
     timeouts,
 )
 from gunicorn_alb.alarms import check_alarm_thresholds
@@ -112,6 +113,8 @@ def check_props(props: ServiceProps, scope: Construct) -> CheckedProps:
     problems += _check_capacity(props.min_capacity, props.max_capacity, props.desired_capacity)
     problems += _check_instances(props)
     problems += _check_aws_limits(props)
+    if coupled is not None:
+        problems += _check_termination(props, coupled)
     problems += _check_scaling(props)
     app_path, requirements = app_validation.check_app(
         problems, props.app_directory, props.wsgi_app, props.app_requirements
@@ -309,6 +312,20 @@ def _check_aws_limits(props: ServiceProps) -> list[str]:
         if (value is not None or name in required) and not cdk.Token.is_unresolved(value):
             problems += limits.check(name, value)
     return problems
+
+
+def _check_termination(props: ServiceProps, coupled: timeouts.CoupledTimeouts) -> list[str]:
+    """The termination hook covers the drain (rule hook-covers-drain); a termination_command
+    needs the hook. A token hook timeout is left to CloudFormation."""
+    hook = props.termination_hook_timeout
+    seconds = None if hook is None else hook.to_seconds(integral=False)
+    if seconds is not None and (
+        cdk.Token.is_unresolved(seconds) or limits.check("termination_hook_timeout", seconds)
+    ):
+        return []  # a token is left to CloudFormation; a value out of AWS's range is reported
+    return termination.check_termination(
+        seconds, coupled, command=props.termination_command is not None
+    )
 
 
 def log_retention_days(props: ServiceProps) -> float:

@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gunicorn_alb.bootcheck import app_checks, assembly, bootcheck, rootfs, stack
+from gunicorn_alb.bootcheck import app_checks, assembly, bootcheck, drain_checks, rootfs, stack
 from gunicorn_alb.bootcheck.bootcheck import Variant
 from gunicorn_alb.bootcheck.stack import BootCheckError, Synth
 
@@ -51,7 +51,16 @@ class ReferenceVariant(Variant):
 
 
 VARIANTS = (
-    ReferenceVariant("default", "reference stack, IdleTimeoutSeconds at its default 60", 60),
+    ReferenceVariant(
+        "default",
+        "reference stack, IdleTimeoutSeconds at its default 60, with the termination drain "
+        "(-c terminationHookSeconds=3900 -c terminationCommand=...)",
+        60,
+        context={
+            "terminationHookSeconds": "3900",
+            "terminationCommand": drain_checks.TERMINATION_COMMAND,
+        },
+    ),
     ReferenceVariant(
         "context-120",
         "cdk synth -c idleTimeoutSeconds=120, parameter left at its default; ten environment "

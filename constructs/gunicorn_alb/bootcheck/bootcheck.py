@@ -13,10 +13,12 @@ stand-ins (``shims.py``), each recording its calls. The checks (``checks.py``, `
 cover the signal, the written files, the agent's configuration, the unit as systemd runs it, the
 health path, the access log's format with an ALB trace id, a real logrotate run, the keep-alive a
 running worker holds, a restart after the main process is killed, and a graceful stop with a
-request in flight; for an app with an environment, secrets or a release step, ``app_checks.py``
-covers the secrets as the boot read them (made-up values, never a real read), the running
-Gunicorn's environment, the root-only environment files, the release step, the app's own page,
-and that no secret value shows anywhere the boot writes or logs.
+request in flight (with the termination drain: through the group's termination, played in the
+instance metadata stand-in ``imds.py``; ``drain_checks.py``); for an app with an environment,
+secrets or a release step, ``app_checks.py`` covers the secrets as the boot read them (made-up
+values, never a real read), the running Gunicorn's environment, the root-only environment files,
+the release step, the app's own page, and that no secret value shows anywhere the boot writes or
+logs.
 
 Needs root, systemd-nspawn (``systemd-container``), nsenter, overlayfs and, once per machine,
 mmdebstrap and a Debian mirror to build the root filesystem (``prerequisites.py``).
@@ -36,10 +38,18 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from gunicorn_alb import delivery, rendering
-from gunicorn_alb.bootcheck import app_checks, checks, prerequisites, rootfs, running, stack
+from gunicorn_alb.bootcheck import (
+    app_checks,
+    checks,
+    drain_checks,
+    prerequisites,
+    rootfs,
+    running,
+    stack,
+)
 from gunicorn_alb.bootcheck.checks import Outcome
 from gunicorn_alb.bootcheck.container import ContainerError
 from gunicorn_alb.bootcheck.instance import Instance
@@ -163,7 +173,14 @@ def run_variant(variant: Variant, synth: Synth, work: Path, root: Path) -> Outco
             "secrets (values made up for this boot, answered by the aws stand-in): "
             + "; ".join(f"{s.name} {s.source} {s.arn} {s.field}".rstrip() for s in secrets)
         )
+    hooked = bool(boot_env.get("TERMINATION_HOOK_NAME"))
+    drain = (
+        drain_checks.settings(synth.template, synth.launch_template, boot_env, synth.stack_name)
+        if hooked
+        else {}
+    )
     settings = {
+        **drain,
         "health_url": health_url,
         "al2023_packages": al2023_packages(),
         "elbv2": user_data.elbv2,
@@ -171,13 +188,17 @@ def run_variant(variant: Variant, synth: Synth, work: Path, root: Path) -> Outco
         "secret_answers": app_checks.stand_in_answers(secrets),
     }
     instance.prepare(text, settings)
+    if drain:
+        drain_checks.install_metadata_service(instance)
     try:
         instance.boot(cpus)
+        if drain:
+            drain_checks.add_metadata_address(outcome, instance)
         instance.wait_for_user_data(BOOT_TIMEOUT_SECONDS)
         checks.check_user_data_ran(outcome, instance, success)
         if instance.user_data is not None and success:
             _check_running_instance(
-                outcome, instance, expected, boot_env, len(cpus), secrets, app_source
+                outcome, instance, expected, boot_env, len(cpus), secrets, app_source, drain
             )
         elif instance.user_data is not None:
             checks.check_signal(outcome, instance, boot_env, stack.REGION, success=False)
@@ -243,6 +264,7 @@ def _check_running_instance(
     cpus: int,
     secrets: list[app_checks.SecretValue],
     app_source: Path,
+    drain: dict[str, Any],
 ) -> None:
     assert variant.expected_idle is not None and variant.keepalive_margin is not None
     configured = _configured(instance)
@@ -281,7 +303,10 @@ def _check_running_instance(
     )
     outcome.notes.append(f"systemd-analyze security: {running.exposure(instance)}")
     running.check_restart(outcome, instance, health_url, variant.health_body, workers, worker_class)
-    running.check_graceful_stop(outcome, instance, boot_env["APP_PORT"])
+    if drain:  # the group terminates the instance: the drain stops Gunicorn
+        drain_checks.check_drain(outcome, instance, boot_env, drain)
+    else:
+        running.check_graceful_stop(outcome, instance, boot_env["APP_PORT"])
     app_checks.check_no_leaks(outcome, instance, secrets)
 
 

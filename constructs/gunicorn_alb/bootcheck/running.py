@@ -16,7 +16,7 @@ import select
 import signal
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from gunicorn_alb import instance_logs
@@ -386,6 +386,19 @@ def check_restart(
 def check_graceful_stop(outcome: Outcome, instance: Instance, port: str) -> None:
     """`systemctl stop` while a request is in flight: the request finishes, the unit stops
     cleanly (Gunicorn's graceful shutdown, inside the drop-in's TimeoutStopSec)."""
+
+    def stop() -> str:
+        result = instance.container.run(["systemctl", "stop", UNIT], timeout=300)
+        return f"systemctl stop {UNIT}: exit {result.returncode}"
+
+    stop_with_request_in_flight(outcome, instance, port, stop)
+
+
+def stop_with_request_in_flight(
+    outcome: Outcome, instance: Instance, port: str, stop: Callable[[], str]
+) -> None:
+    """``stop()`` while a request is in flight (it returns what it did): the request finishes,
+    the unit ends inactive with result success (Gunicorn's graceful shutdown)."""
     box = instance.container
     url = f"http://127.0.0.1:{port}{app_probe.SLOW_PATH}"
     client = subprocess.Popen(
@@ -401,7 +414,7 @@ def check_graceful_stop(outcome: Outcome, instance: Instance, port: str) -> None
         if not outcome.check(first == b"started\n", f"GET {url} is in flight ({first!r})"):
             return
         started = time.monotonic()
-        stop = box.run(["systemctl", "stop", UNIT], timeout=300)
+        stopped = stop()
         stop_seconds = time.monotonic() - started
         rest, _ = client.communicate(timeout=60)
     finally:
@@ -410,9 +423,9 @@ def check_graceful_stop(outcome: Outcome, instance: Instance, port: str) -> None
             client.wait()
     show = box.systemctl_show(UNIT, "ActiveState", "Result")
     outcome.check(
-        stop.returncode == 0 and show == {"ActiveState": "inactive", "Result": "success"},
-        f"systemctl stop {UNIT} with a request in flight: exit {stop.returncode}, "
-        f"{show['ActiveState']}, result {show['Result']}, after {stop_seconds:.1f} s",
+        stopped.endswith("exit 0") and show == {"ActiveState": "inactive", "Result": "success"},
+        f"{stopped}, with a request in flight; {UNIT} {show['ActiveState']}, result "
+        f"{show['Result']}, after {stop_seconds:.1f} s",
     )
     outcome.check(
         client.returncode == 0 and rest == b"finished\n",
