@@ -175,7 +175,9 @@ def run_variant(variant: Variant, synth: Synth, work: Path, root: Path) -> Outco
         )
     hooked = bool(boot_env.get("TERMINATION_HOOK_NAME"))
     drain = (
-        drain_checks.settings(synth.template, synth.launch_template, boot_env, synth.stack_name)
+        drain_checks.settings(
+            synth.template, user_data.launch_template_id, boot_env, synth.stack_name
+        )
         if hooked
         else {}
     )
