@@ -1,6 +1,7 @@
 # app.py: your CDK app (`cdk init app --language python`, then this file)
 import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
+
 from gunicorn_alb import ApplicationLoadBalancedGunicornService
 
 

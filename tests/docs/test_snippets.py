@@ -9,36 +9,20 @@ synthesized once (``tests.docs.run_snippets``): one synth for all of them.
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, cdk_json_context
+from tests.conftest import ROOT
+from tests.docs.sources import CDK_APPS, SNIPPETS, readme_files
 
-SNIPPETS = ROOT / "docs" / "snippets"
-README = ROOT / "README.md"
-CDK_APPS = ("app.py", "your_app.py", "instances.py", "rollout.py")
 _PYTHON_BLOCK = re.compile(r"^```python\n(.*?)^```$", re.DOTALL | re.MULTILINE)
 _INCLUDE = re.compile(r'^--8<-- "([^":]+)(?::[^"]*)?"$')
 
 
 def python_blocks(markdown: str) -> list[str]:
     return _PYTHON_BLOCK.findall(markdown)
-
-
-def readme_files() -> dict[str, str]:
-    """The README's Python blocks by the file each names in its first line (``# app.py: ...``)."""
-    files = {}
-    for block in python_blocks(README.read_text()):
-        first = block.splitlines()[0]
-        match = re.match(r"^# ([\w./]+\.py):", first)
-        assert match, f"a README Python block must start with '# <file>.py:', got {first!r}"
-        files[match.group(1)] = block
-    return files
 
 
 def test_readme_python_blocks_are_the_snippet_files() -> None:
@@ -78,30 +62,6 @@ def test_readme_web_app_answers_the_health_path_and_its_factory() -> None:
     assert _wsgi_get(namespace["create_app"]("Welcome"), "/")[1] == b"Welcome from Gunicorn\n"
 
 
-@pytest.fixture(scope="module")
-def snippet_stacks(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """Each CDK app snippet run as written (the README's own text for the quick start), from the
-    snippets' directory, each into a stage of one app synthesized once (one process, one synth).
-    Returns each snippet's stacks (template, messages)."""
-    work = tmp_path_factory.mktemp("snippets")
-    readme_app = work / "README-app.py"
-    readme_app.write_text(readme_files()["app.py"])
-    specs = [f"{name}={SNIPPETS / name}" for name in CDK_APPS if name != "app.py"]
-    specs.insert(0, f"app.py={readme_app}")
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.docs.run_snippets", str(work / "cdk.out"), *specs],
-        cwd=SNIPPETS,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
-    stacks: dict[str, Any] = json.loads(done.stdout)
-    return stacks
-
-
 def _stack(stacks: dict[str, Any], name: str) -> tuple[dict[str, Any], list[Any]]:
     (stack,) = stacks[name]
     return stack["template"], stack["messages"]
@@ -134,31 +94,17 @@ def test_quick_start_couples_keepalive_to_its_idle_timeout(
     assert "SYNTH_KEEPALIVE_SECONDS=125" in user_data
 
 
-def test_your_app_snippet_passes_secrets_by_reference_only(
+def test_production_snippet_configures_the_app_in_isolated_subnets_with_a_gated_roll(
     snippet_stacks: dict[str, Any],
 ) -> None:
-    template, _ = _stack(snippet_stacks, "your_app.py")
+    template, _ = _stack(snippet_stacks, "production.py")
     text = json.dumps(template)
-    assert "DATABASE_PASSWORD" in text and "SECRET_KEY" in text
+    assert "DATABASE_PASSWORD" in text and "SECRET_KEY" in text  # names and ARNs only
     assert "create_app" in text
-
-
-def test_instances_snippet_has_no_nat_gateway_and_pins_the_image(
-    snippet_stacks: dict[str, Any],
-) -> None:
-    template, _ = _stack(snippet_stacks, "instances.py")
     assert not _resources(template, "AWS::EC2::NatGateway")
     assert _resources(template, "AWS::EC2::VPCEndpoint")
-    assert "ami-0123456789abcdef0" in json.dumps(template)
-
-
-def test_rollout_snippet_replaces_the_rolling_update_with_an_instance_refresh(
-    snippet_stacks: dict[str, Any],
-) -> None:
-    template, _ = _stack(snippet_stacks, "rollout.py")
-    (group,) = [
-        r for r in template["Resources"].values() if r["Type"] == "AWS::AutoScaling::AutoScalingGroup"
-    ]
+    assert "ami-0123456789abcdef0" in text
+    (group,) = _resources(template, "AWS::AutoScaling::AutoScalingGroup")
     assert "AutoScalingInstanceRefresh" in group["UpdatePolicy"]
     assert "AutoScalingRollingUpdate" not in group["UpdatePolicy"]
     assert "CreationPolicy" in group

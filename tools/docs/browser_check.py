@@ -80,7 +80,7 @@ def serve(site: Path) -> Iterator[str]:
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
 
@@ -112,7 +112,7 @@ class _Session:
                 raise TimeoutError(f"no {method} within {timeout} s")
             self.events.append(json.loads(self.socket.recv(timeout=remaining)))
 
-    def drain(self, quiet: float = 0.3) -> None:
+    def drain(self, quiet: float = 0.1) -> None:
         """Collects the events still arriving (late console messages)."""
         while True:
             try:
@@ -173,9 +173,7 @@ def check_site(site: Path, timeout: float = 60) -> list[PageReport]:
                     session.call("Page.navigate", url=f"{base}/{path}")
                     session.wait_for("Page.loadEventFired", timeout)
                     session.drain()
-                    found = session.call(
-                        "Runtime.evaluate", expression=_IMAGES, returnByValue=True
-                    )
+                    found = session.call("Runtime.evaluate", expression=_IMAGES, returnByValue=True)
                     value = json.loads(found["result"]["value"])
                     report = PageReport(path, value["title"], _errors(session.events))
                     report.images = value["images"]

@@ -57,9 +57,7 @@ def read_props(source: Path = SERVICE) -> list[Prop]:
     """The keyword-only props of the construct, in signature order."""
     tree = ast.parse(source.read_text())
     cls = next(
-        node
-        for node in tree.body
-        if isinstance(node, ast.ClassDef) and node.name == CLASS_NAME
+        node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == CLASS_NAME
     )
     params = _docstring_params(ast.get_docstring(cls) or "")
     init = next(
