@@ -95,8 +95,6 @@ def markdown_table(props: list[Prop]) -> str:
     ]
     for prop in props:
         default = "(required)" if prop.signature_default is None else (prop.default or "")
-        rows.append(
-            f"| `{prop.name}` | `{_cell(prop.annotation)}` | {_cell(default)} "
-            f"| {_cell(prop.description)} |"
-        )
+        kinds = " or ".join(f"`{kind}`" for kind in prop.annotation.split(" | "))
+        rows.append(f"| `{prop.name}` | {kinds} | {_cell(default)} | {_cell(prop.description)} |")
     return "\n".join(rows) + "\n"
