@@ -69,19 +69,20 @@ lint: setup
 bench: setup
 	$(PY) tools/bench/bench.py
 
-# Boots the reference stack's user data under a real systemd (systemd-nspawn -b, no network;
-# gunicorn_alb.bootcheck): the way to try a change to the boot script before deploying it. Prints each
-# variant's boot-to-signal seconds, the median of RUNS boots.
+# Boots the reference stack's user data under a real systemd (systemd-nspawn -b, no network): the
+# way to try a change to the boot script before deploying it. tools/bootcheck synthesizes each
+# variant and boots it with the machinery of `gunicorn-alb boot-check` (gunicorn_alb.bootcheck),
+# which boots a user's own stack. Prints each variant's boot-to-signal seconds, the median of RUNS.
 RUNS ?= 3
 boot-check: setup bootcheck-rootfs
-	$(PY) -m gunicorn_alb.bootcheck.bootcheck --runs $(RUNS)
+	$(PY) -m tools.bootcheck --runs $(RUNS)
 
 # What the wheelhouse changes in the boot time: the reference app and the Django example, each
 # booted from the wheelhouse (no network) and as before it (pip from PyPI at boot, the host's
 # network), one boot at a time; prints the medians side by side.
 BOOT_TIME_VARIANTS ?= --variant default --variant example-django
 boot-time: setup bootcheck-rootfs
-	$(PY) -m gunicorn_alb.bootcheck.bootcheck $(BOOT_TIME_VARIANTS) --before-wheelhouse --runs $(RUNS)
+	$(PY) -m tools.bootcheck $(BOOT_TIME_VARIANTS) --before-wheelhouse --runs $(RUNS)
 
 # The boot check's Debian 12 root filesystem (mmdebstrap), built once per machine and cached in
 # ~/.cache/gunicorn-alb/bootcheck-rootfs/ by a hash of its recipe (minutes, cold).

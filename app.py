@@ -5,7 +5,9 @@ npx cdk synth -c idleTimeoutSeconds=120 -c keepaliveMarginSeconds=5
 npx cdk deploy -c deletionProtection=true     # once the first deploy has succeeded
 npx cdk synth -c privateIsolated=true     # no NAT gateway: isolated subnets, VPC endpoints
 npx cdk synth -c 'amiIds={"eu-west-1":"ami-0123456789abcdef0"}'   # pin the image
+npx cdk synth -c terminationHookSeconds=3900 -c terminationCommand='...'   # drain via a hook
 npx cdk synth -c example=django      # or example=fastapi: the examples/ stacks instead
+npx cdk synth -c environmentFile=env.json    # the sample app's environment: a JSON object
 """
 
 import json
@@ -60,6 +62,23 @@ def context_map(app: cdk.App, key: str) -> dict[str, str] | None:
     return parsed
 
 
+def context_json_file(app: cdk.App, key: str) -> dict[str, str] | None:
+    """A JSON object of strings read from the file ``-c key=PATH`` names, or None."""
+    path = app.node.try_get_context(key)
+    if path is None:
+        return None
+    try:
+        with open(str(path), encoding="utf-8") as file:
+            parsed = json.load(file)
+    except (OSError, json.JSONDecodeError) as error:
+        raise SystemExit(
+            f"context {key}: cannot read a JSON object from {path!r}: {error}"
+        ) from None
+    if not isinstance(parsed, dict) or not all(isinstance(v, str) for v in parsed.values()):
+        raise SystemExit(f"context {key}: {path!r} must hold a JSON object of strings")
+    return parsed
+
+
 app = cdk.App()
 example = app.node.try_get_context("example")
 if example == "django":
@@ -86,6 +105,13 @@ else:
         deletion_protection=context_bool(app, "deletionProtection", False),
         private_isolated=context_flag(app, "privateIsolated"),
         machine_image_ids=context_map(app, "amiIds"),
+        environment=context_json_file(app, "environmentFile"),
+        termination_hook_seconds=(
+            None
+            if app.node.try_get_context("terminationHookSeconds") is None
+            else context_int(app, "terminationHookSeconds", 0)
+        ),
+        termination_command=app.node.try_get_context("terminationCommand"),
         description="cdk-gunicorn-alb reference: Gunicorn on EC2 behind an ALB, keep-alive coupled",
     )
 app.synth()

@@ -15,7 +15,11 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from gunicorn_alb import ApplicationLoadBalancedGunicornService, timeouts
-from gunicorn_alb.compliance import acknowledge_control, grants_only_for_aws_services
+from gunicorn_alb.compliance import (
+    KEEP_UNLESS_CREATE_FAILS,
+    acknowledge_control,
+    grants_only_for_aws_services,
+)
 from gunicorn_alb.network import PrivateEndpoints
 
 IDLE_TIMEOUT_PATTERN = "^([1-9][0-9]{0,2}|[1-3][0-9]{3}|4000)$"
@@ -46,6 +50,13 @@ class GunicornServiceStack(cdk.Stack):
     :param private_isolated: no NAT gateway: the instances run in isolated subnets and reach S3
         (assets, wheelhouse, dnf repositories) and the AWS APIs they call through VPC endpoints.
         Default: - False (private subnets with one NAT gateway)
+    :param environment: the sample app's environment (the construct's ``environment``).
+        Default: - none
+    :param termination_hook_seconds: the construct's ``termination_hook_timeout`` (the drain
+        through a termination hook; with ``private_isolated``, an Auto Scaling endpoint too).
+        Default: - none: no hook
+    :param termination_command: the construct's ``termination_command`` (needs
+        ``termination_hook_seconds``). Default: - none
     """
 
     def __init__(
@@ -59,6 +70,9 @@ class GunicornServiceStack(cdk.Stack):
         deletion_protection: bool = False,
         machine_image_ids: Mapping[str, str] | None = None,
         private_isolated: bool = False,
+        environment: Mapping[str, str] | None = None,
+        termination_hook_seconds: int | None = None,
+        termination_command: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, id, **kwargs)
@@ -100,9 +114,16 @@ class GunicornServiceStack(cdk.Stack):
             flow_logs=flow_logs,
         )
         instance_subnets: ec2.SubnetSelection | None = None
+        endpoints: PrivateEndpoints | None = None
         if private_isolated:
             instance_subnets = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
-            PrivateEndpoints(self, "Endpoints", vpc=vpc, subnets=instance_subnets)
+            endpoints = PrivateEndpoints(
+                self,
+                "Endpoints",
+                vpc=vpc,
+                subnets=instance_subnets,
+                termination_hook=termination_hook_seconds is not None,
+            )
         self._harden_vpc(vpc)
         self.idle_timeout = idle
         """The ``IdleTimeoutSeconds`` parameter."""
@@ -121,7 +142,18 @@ class GunicornServiceStack(cdk.Stack):
                 else None
             ),
             deletion_protection=deletion_protection,
+            environment=dict(environment) if environment else None,
+            termination_hook_timeout=(
+                None
+                if termination_hook_seconds is None
+                else cdk.Duration.seconds(termination_hook_seconds)
+            ),
+            termination_command=termination_command,
         )
+        if endpoints is not None:
+            # The instances' first boot calls S3 and the endpoints' services: no instance before
+            # the endpoints exist (the construct orders the group after NAT routes itself).
+            service.auto_scaling_group.node.add_dependency(endpoints)
         self.service = service
         """The construct under the reference stack (its load balancer, group, ...)."""
         if not deletion_protection:
@@ -132,6 +164,9 @@ class GunicornServiceStack(cdk.Stack):
                 "off until a first deploy has succeeded: with deletion protection on, a failed "
                 "first create cannot delete the load balancer and the stack ends in "
                 "ROLLBACK_FAILED; deploy with -c deletionProtection=true after that",
+                if_enforced="deploy with -c deletionProtection=true from the first deploy, and "
+                "turn it off by hand (ALB attributes) if that deploy fails, so the rollback "
+                "can delete the load balancer",
             )
         scheme = "https" if certificate_arn else "http"
         cdk.CfnOutput(
@@ -143,14 +178,16 @@ class GunicornServiceStack(cdk.Stack):
 
     def _harden_vpc(self, vpc: ec2.Vpc) -> None:
         """The Control Tower controls on the VPC: the flow-log group encrypted with a KMS key
-        (CT.CLOUDWATCH.PR.3), public subnets that give no public IP by default (CT.EC2.PR.11: only
-        the ALB and the NAT gateway, with its Elastic IP, live there), and the acknowledged
-        default-security-group custom resource (CT.LAMBDA.PR.3)."""
+        (CT.CLOUDWATCH.PR.3; both kept unless their first create fails), public subnets that give
+        no public IP by default (CT.EC2.PR.11: only the ALB and the NAT gateway, with its Elastic
+        IP, live there), and the acknowledged default-security-group custom resource
+        (CT.LAMBDA.PR.3)."""
         key = kms.Key(
             self,
             "FlowLogKey",
             description="Encrypts the reference VPC's flow-log group",
             enable_key_rotation=True,
+            removal_policy=KEEP_UNLESS_CREATE_FAILS,
         )
         # CloudWatch Logs user guide, "Encrypt log data in CloudWatch Logs using AWS KMS".
         key.add_to_resource_policy(
@@ -176,6 +213,7 @@ class GunicornServiceStack(cdk.Stack):
         cfn_log_group = log_group.node.default_child
         assert isinstance(cfn_log_group, logs.CfnLogGroup)
         cfn_log_group.kms_key_id = key.key_arn
+        log_group.apply_removal_policy(KEEP_UNLESS_CREATE_FAILS)
         for subnet in vpc.public_subnets:
             cfn_subnet = subnet.node.default_child
             assert isinstance(cfn_subnet, ec2.CfnSubnet)
@@ -189,6 +227,9 @@ class GunicornServiceStack(cdk.Stack):
                 "aws-cdk-lib's provider for the restrictDefaultSecurityGroup feature runs only "
                 "while the stack deploys, to remove the VPC default security group's rules; it "
                 "calls EC2's API and reaches no resource inside the VPC",
+                if_enforced="set the feature flag @aws-cdk/aws-ec2:restrictDefaultSecurityGroup "
+                "to false in cdk.json (no custom resource) and remove the default security "
+                "group's rules another way (the account's own automation)",
             )
 
 

@@ -91,10 +91,11 @@ def reference_https_template(reference_https_stack):  # type: ignore[no-untyped-
 def cli_synths(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     """`cdk synth` of the reference app with the pinned CLI, once per distinct context the boot
     check needs (the default, -c idleTimeoutSeconds=120 and -c example=django), in parallel,
-    shared by the CLI test and the boot check. Keyed by ``Variant.synth_key``."""
-    from gunicorn_alb.bootcheck import bootcheck, stack
+    shared by the CLI test and the boot check. Keyed by ``ReferenceVariant.synth_key``."""
+    from gunicorn_alb.bootcheck import stack
+    from tools.bootcheck import reference
 
     try:
-        return bootcheck.synthesize(bootcheck.VARIANTS, tmp_path_factory.mktemp("cdk-synth"))
+        return reference.synthesize(reference.VARIANTS, tmp_path_factory.mktemp("cdk-synth"))
     except stack.BootCheckError as error:
         pytest.fail(str(error))

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from gunicorn_alb import rendering
+from gunicorn_alb import delivery
 
 
 def render(
@@ -36,6 +36,6 @@ def boot_environment(rendered: Path, root: Path) -> dict[str, str]:
         ["bash", "-c", script, "boot", str(rendered), str(root)],
         check=True, capture_output=True, timeout=60,
     )  # fmt: skip
-    coupling = rendering.parse_env((root / "etc/gunicorn-alb/coupling.env").read_text())
+    coupling = delivery.parse_env((root / "etc/gunicorn-alb/coupling.env").read_text())
     # gunicorn.conf.py reads FORWARDED_ALLOW_IPS from boot.env (on an instance, /etc/gunicorn-alb).
     return {**coupling, "GUNICORN_ALB_BOOT_ENV": str(rendered / "boot.env")}

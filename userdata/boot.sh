@@ -29,6 +29,7 @@ readonly APP_DIR=/srv/gunicorn-app
 readonly APP_USER=gunicorn-app
 readonly UNIT=gunicorn-app.service
 readonly COUPLING_TIMER=gunicorn-alb-coupling.timer
+readonly DRAIN_TIMER=gunicorn-alb-drain.timer
 readonly AGENT_CONFIG=$GUNICORN_ALB_ETC/cloudwatch-agent.json
 STARTED=0
 INSTALL_DEADLINE=
@@ -371,6 +372,16 @@ start_coupling_agent() {
   systemctl start "$COUPLING_TIMER"
 }
 
+# start_drain_watcher: with a termination hook (TERMINATION_HOOK_NAME), the timer of the drain
+# watcher (gunicorn-alb-drain), which completes the hook's lifecycle action once the instance is
+# drained. Started early in the boot, so an instance terminated while it boots (a failed boot
+# rolled back, a scale-in) is not held for the whole heartbeat timeout either.
+start_drain_watcher() {
+  [[ -n ${TERMINATION_HOOK_NAME:-} ]] || return 0
+  systemctl daemon-reload
+  systemctl enable --now "$DRAIN_TIMER"
+}
+
 # wait_healthy: the health path answers 2xx on the app port within HEALTH_WAIT_SECONDS, and
 # before the boot's deadline (install budget + health wait from the start).
 wait_healthy() {
@@ -412,6 +423,7 @@ main() {
   BOOT_DEADLINE=$((INSTALL_DEADLINE + HEALTH_WAIT_SECONDS))
   install_signal_tool
   start_log_agent
+  start_drain_watcher
   derive_timeouts
   check_synth_values
   follow_live_idle_timeout

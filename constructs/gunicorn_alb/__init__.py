@@ -9,17 +9,24 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from gunicorn_alb.alarms import AlarmThresholds
 from gunicorn_alb.timeouts import CoupledTimeouts, TimeoutRuleError, derive_timeouts
 
 if TYPE_CHECKING:
     from gunicorn_alb.secret import Secret
     from gunicorn_alb.service import ApplicationLoadBalancedGunicornService
 
+__version__ = "0.2.0"
+"""The distribution's version: the one source (pyproject.toml reads it; CHANGELOG.md has its
+entry)."""
+
 __all__ = [
+    "AlarmThresholds",
     "ApplicationLoadBalancedGunicornService",
     "CoupledTimeouts",
     "Secret",
     "TimeoutRuleError",
+    "__version__",
     "derive_timeouts",
 ]
 

@@ -1,11 +1,17 @@
 """Command line.
 
 ``python -m gunicorn_alb render --idle-timeout 60 --out DIR`` writes the exact files an instance
-receives (the user data, and each file it drops: boot.env, gunicorn.conf.py, the systemd unit, the
-boot script) and prints the coupled timeouts.
+receives (the user data, and each file it writes or fetches: boot.env, gunicorn.conf.py, the
+systemd unit, the boot script) and prints the coupled timeouts.
+
+``python -m gunicorn_alb render --template cdk.out/Stack.template.json [--out DIR]`` writes the
+files a synthesized stack's instances receive (:mod:`gunicorn_alb.render_template`).
 
 ``python -m gunicorn_alb doctor ...`` is ``gunicorn-alb-doctor``: it checks a deployed fleet
 (``python -m gunicorn_alb doctor probe URL`` measures one target's keep-alive on the wire).
+
+``python -m gunicorn_alb boot-check`` boots a synthesized stack's instance under systemd in a
+container (``gunicorn_alb.bootcheck.cli``).
 """
 
 from __future__ import annotations
@@ -14,10 +20,18 @@ import argparse
 import sys
 from pathlib import Path
 
-from gunicorn_alb import app_config, rendering, timeouts
+from gunicorn_alb import app_config, delivery, rendering, timeouts
+from gunicorn_alb.bootcheck import cli as boot_check
 
 
 def _render(args: argparse.Namespace) -> int:
+    if args.template:
+        from gunicorn_alb import render_template
+
+        return render_template.run(args.template, args.out, args.construct)
+    if not args.out:
+        print("gunicorn-alb render: --out DIR is required (or --template)", file=sys.stderr)
+        return 2
     try:
         coupled = timeouts.derive_timeouts(
             args.idle_timeout,
@@ -47,6 +61,7 @@ def _render(args: argparse.Namespace) -> int:
         wsgi_app=args.wsgi_app,
         app_asset_url=args.asset_url,
         wheelhouse_url=args.wheelhouse_url,
+        instance_files_url=args.instance_files_url,
         app_requirements=args.app_requirements,
         worker_class=args.worker_class,
         threads=threads,
@@ -64,14 +79,14 @@ def _render(args: argparse.Namespace) -> int:
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    written = {"user-data.sh": rendering.render_user_data(config)}
+    written = {"user-data.sh": delivery.render_user_data(config)}
     written.update(
         {
             # /etc/logrotate.d/gunicorn-app is written as logrotate.d-gunicorn-app.
             path.removeprefix("/etc/").replace("/", "-")
             if "/logrotate.d/" in path
             else Path(path).name: content
-            for path, content in rendering.render_files(config).items()
+            for path, content in delivery.instance_files(config).items()
         }
     )
     for name, content in written.items():
@@ -96,6 +111,14 @@ def _assignment(text: str) -> str:
     return text
 
 
+CONSOLE_SCRIPT = "gunicorn-alb"
+
+
+def prog() -> str:
+    """``gunicorn-alb`` when run as the console script, else ``python -m gunicorn_alb``."""
+    return CONSOLE_SCRIPT if Path(sys.argv[0]).name == CONSOLE_SCRIPT else "python -m gunicorn_alb"
+
+
 def main(argv: list[str] | None = None) -> int:
     args_in = sys.argv[1:] if argv is None else argv
     if args_in[:1] == ["doctor"]:
@@ -103,9 +126,10 @@ def main(argv: list[str] | None = None) -> int:
         from gunicorn_alb.doctor import main as doctor_main
 
         return doctor_main(args_in[1:])
-    parser = argparse.ArgumentParser(prog="python -m gunicorn_alb")
+    parser = argparse.ArgumentParser(prog=prog())
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("doctor", help="check a deployed ALB + Gunicorn fleet (see --help there)")
+    boot_check.add_parser(commands)
     render = commands.add_parser("render", help="write the files an instance receives")
     render.add_argument(
         "--idle-timeout",
@@ -119,7 +143,19 @@ def main(argv: list[str] | None = None) -> int:
         default=timeouts.KEEPALIVE_MARGIN_DEFAULT,
         help="seconds added for Gunicorn's keepalive (default: %(default)s)",
     )
-    render.add_argument("--out", required=True, help="directory to write the files to")
+    render.add_argument(
+        "--out", help="directory to write the files to (with --template: ./instance-files)"
+    )
+    render.add_argument(
+        "--template",
+        help="a synthesized template (cdk.out/Stack.template.json): write the files that "
+        "stack's instances receive, at their instance paths (the other options are ignored)",
+    )
+    render.add_argument(
+        "--construct",
+        help="with --template: the launch template's logical id or the service's construct "
+        "path, when the template has several services",
+    )
     render.add_argument("--app-port", type=int, default=8000)
     render.add_argument("--health-check-path", default="/healthz")
     render.add_argument("--wsgi-app", default="app:application")
@@ -156,6 +192,11 @@ def main(argv: list[str] | None = None) -> int:
         help="the wheelhouse asset's S3 URL (a stack fills in its own)",
     )
     render.add_argument(
+        "--instance-files-url",
+        default="s3://ASSET-BUCKET/INSTANCE-FILES-KEY.tgz",
+        help="the InstanceFiles asset's S3 URL (a stack fills in its own)",
+    )
+    render.add_argument(
         "--stack-name", default="", help="CloudFormation stack to signal (default: none, no signal)"
     )
     render.add_argument("--signal-resource", default="AutoScalingGroup")
@@ -172,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
         help="CloudWatch Logs group for the CloudWatch agent (default: none, no agent)",
     )
     args = parser.parse_args(args_in)
+    if args.command == "boot-check":
+        return boot_check.run(args)
     return _render(args)
 
 

@@ -37,29 +37,43 @@ def new_log_bucket(scope: Construct, id: str, retention: cdk.Duration) -> s3.Buc
         object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
         versioned=False,
         lifecycle_rules=[s3.LifecycleRule(expiration=retention)],
+        # Retain, not RetainExceptOnCreate like the keys and log groups: enabling access logs
+        # makes the ALB write a test object (AWSLogs/<account>/ELBAccessLogTestFile; Elastic Load
+        # Balancing user guide, "Enable access logs"), and CloudFormation cannot delete a bucket
+        # that holds objects, so deleting it in a failed first create's rollback would end the
+        # stack in ROLLBACK_FAILED. A retained bucket costs its few bytes of storage.
         removal_policy=cdk.RemovalPolicy.RETAIN,
     )
-    for control, rule, reason in _LOG_BUCKET_CONTROLS:
-        acknowledge_control(bucket, control, rule, reason)
+    for control, rule, reason, if_enforced in _LOG_BUCKET_CONTROLS:
+        acknowledge_control(bucket, control, rule, reason, if_enforced=if_enforced)
     return bucket
 
 
 _LOG_BUCKET_CONTROLS = [
     ("CT.S3.PR.10", "s3_bucket_default_encryption_kms_check",
      "ALB access logs can only be delivered to a bucket encrypted with SSE-S3 (Elastic Load "
-     "Balancing user guide, access logs: bucket requirements); a KMS key would stop delivery"),
+     "Balancing user guide, access logs: bucket requirements); a KMS key would stop delivery",
+     "no setting meets it and keeps the logs: turn access logs off (access_logs=False) or ask "
+     "the Control Tower administrator to exempt this bucket"),
     ("CT.S3.PR.2", "s3_bucket_logging_enabled_check",
      "this bucket receives the ALB's access logs; logging its own accesses would need yet "
-     "another bucket, and it is private, TLS-only and written only by the log delivery"),
+     "another bucket, and it is private, TLS-only and written only by the log delivery",
+     "pass access_logs_bucket, a bucket of yours that logs its accesses to another"),
     ("CT.S3.PR.11", "s3_bucket_versioning_enabled_check",
      "the ALB writes each log file once under a new key and nothing overwrites it; versions "
-     "would only keep expired logs past the retention the lifecycle rule enforces"),
+     "would only keep expired logs past the retention the lifecycle rule enforces",
+     "pass access_logs_bucket, a versioned bucket of yours whose lifecycle rule also expires "
+     "noncurrent versions"),
     ("CT.S3.PR.9", "s3_bucket_object_lock_enabled_check",
      "logs expire after the retention period; Object Lock (which needs versioning) would keep "
-     "them past it, and legal retention is the account owner's decision, not the construct's"),
+     "them past it, and legal retention is the account owner's decision, not the construct's",
+     "pass access_logs_bucket, a bucket of yours with Object Lock and the retention your "
+     "auditors set"),
     ("CT.S3.PR.4", "s3_event_notifications_enabled_check",
      "nothing consumes events of new log files; Athena or a log pipeline reads the bucket on "
-     "demand"),
+     "demand",
+     "send the bucket's events to EventBridge (service.access_logs_bucket."
+     "enable_event_bridge_notification())"),
 ]  # fmt: skip
 
 

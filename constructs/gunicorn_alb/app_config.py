@@ -187,12 +187,15 @@ def target_module(target: str) -> str:
     return target.partition(":")[0]
 
 
-def check_pre_start_command(command: str | None, is_token: Callable[[object], bool]) -> list[str]:
-    """One line of bash, known at synth time: printable, no newline or NUL."""
+def check_pre_start_command(
+    command: str | None, is_token: Callable[[object], bool], name: str = "pre_start_command"
+) -> list[str]:
+    """One line of bash, known at synth time: printable, no newline or NUL (the release step, or
+    another command of the app's: ``name``)."""
     if command is None:
         return []
     allowed = (
-        "pre_start_command must be one line of bash known at synth time (printable characters, "
+        f"{name} must be one line of bash known at synth time (printable characters, "
         f"no newline, carriage return or NUL, at most {PRE_START_MAX} characters)"
     )
     if is_token(command):

@@ -5,6 +5,7 @@ packages built from source, and the wheelhouse resolved for it. Gathered by
 
 from __future__ import annotations
 
+import os
 import re
 from importlib import resources
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
 
-from gunicorn_alb import app_config, rendering, timeouts, wheelhouse
+from gunicorn_alb import app_config, app_target, rendering, timeouts, wheelhouse
 from gunicorn_alb.props import ServiceProps
 from gunicorn_alb.secret import check_secrets
 
@@ -25,6 +26,9 @@ def check_app_config(props: ServiceProps) -> list[str]:
         *app_config.check_environment(props.environment, cdk.Token.is_unresolved),
         *check_secrets(props.secrets, props.environment),
         *app_config.check_pre_start_command(props.pre_start_command, cdk.Token.is_unresolved),
+        *app_config.check_pre_start_command(
+            props.termination_command, cdk.Token.is_unresolved, "termination_command"
+        ),
     ]
 
 
@@ -34,6 +38,15 @@ def check_app(
     """Return the app's directory and requirements file; append any problem found."""
     target_problems = app_config.check_app_target("wsgi_app", wsgi_app)
     problems += target_problems
+    if app_directory is not None and not isinstance(app_directory, str | os.PathLike):
+        problems.append(f"app_directory must be a path (a string), got {app_directory!r}")
+        return None, ""
+    if app_requirements is not None and not isinstance(app_requirements, str):
+        problems.append(
+            f"app_requirements must be a path inside app_directory (a string), got "
+            f"{app_requirements!r}"
+        )
+        app_requirements = None
     if app_directory is None:
         directory = Path(str(resources.files("gunicorn_alb").joinpath("sample_app")))
     else:
@@ -63,6 +76,18 @@ def check_app(
             f"{str(directory)!r}"
         )
     return directory, app_requirements
+
+
+def check_target_defined(
+    problems: list[str], directory: Path | None, wsgi_app: str
+) -> list[tuple[str, str]]:
+    """The app target names what its module defines (:mod:`gunicorn_alb.app_target`, read
+    statically); append the problems, return what a static read cannot decide as advisories."""
+    if directory is None or app_config.check_app_target("wsgi_app", wsgi_app):
+        return []  # no directory, or a malformed target: already a problem
+    report = app_target.check_target("wsgi_app", wsgi_app, directory)
+    problems += report.problems
+    return [("app-target-unchecked", message) for message in report.advisories]
 
 
 _DISTRIBUTION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -103,6 +128,8 @@ def resolve_wheelhouse(
     try:
         return wheelhouse.build(spec), []
     except wheelhouse.WheelhouseError as error:
+        if error.network:
+            return None, [f"wheelhouse: {error}"]
         pinned = {wheelhouse.normalize(r.split("=")[0]) for r in spec.requirements}
         source = (
             "worker_class"

@@ -1,6 +1,7 @@
 """The instance side: the role, the security group, the app asset, the launch template and its
 user data, the Auto Scaling group (signals, rolling updates, lifecycle hook, the instance mix) and
-the files each instance receives (:mod:`gunicorn_alb.rendering`).
+the files each instance receives (:mod:`gunicorn_alb.rendering`), in the user data and the
+InstanceFiles asset (:mod:`gunicorn_alb.delivery`).
 
 Each builder takes the construct as its scope, so the child ids (and the logical ids) are the
 construct's own.
@@ -8,9 +9,15 @@ construct's own.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import os
+import re
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import aws_cdk as cdk
+import jsii
 from aws_cdk import aws_autoscaling as autoscaling
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
@@ -18,9 +25,9 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_sns as sns
-from constructs import Construct
+from constructs import Construct, IValidation
 
-from gunicorn_alb import rendering, scaling, timeouts
+from gunicorn_alb import delivery, rendering, scaling, termination, timeouts
 from gunicorn_alb.boot_budget import BOOT
 from gunicorn_alb.compliance import acknowledge, acknowledge_control
 from gunicorn_alb.props import ServiceProps
@@ -46,16 +53,10 @@ class LaunchParts:
 def new_launch_template(
     scope: Construct, props: ServiceProps, checked: CheckedProps
 ) -> LaunchParts:
-    """The role (Session Manager, the app asset), the security group (HTTPS out only), the app
-    asset and the launch template (IMDSv2, encrypted gp3, no public IP)."""
-    role = iam.Role(
-        scope,
-        "InstanceRole",
-        assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
-        managed_policies=[
-            iam.ManagedPolicy.from_aws_managed_policy_name("AmazonSSMManagedInstanceCore")
-        ],
-    )
+    """The role (Session Manager, the two assets, the app's secrets), the security group (HTTPS
+    out only), the app asset and the launch template (IMDSv2, encrypted gp3, no public IP)."""
+    role = iam.Role(scope, "InstanceRole", assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"))
+    allow_session_manager(role)
     security_group = ec2.SecurityGroup(
         scope,
         "InstanceSecurityGroup",
@@ -78,25 +79,13 @@ def new_launch_template(
     # Every Python package the instances install, as wheels for their platform: the boot runs
     # pip without an index (gunicorn_alb.wheelhouse).
     wheelhouse_asset = s3_assets.Asset(scope, "Wheelhouse", path=str(checked.wheelhouse))
-    # Read these two objects, nothing else in the CDK asset bucket.
+    # Read these two objects (and the InstanceFiles asset), nothing else in the asset bucket.
     for asset in (app_asset, wheelhouse_asset):
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["s3:GetObject"],
-                resources=[asset.bucket.arn_for_objects(asset.s3_object_key)],
-            )
-        )
+        _allow_get(role, asset)
     # Read exactly the app's secrets (and decrypt with their keys, where CDK knows them).
     for secret in (props.secrets or {}).values():
         secret.grant_read(role)
-    acknowledge(
-        role,
-        "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/"
-        "AmazonSSMManagedInstanceCore]",
-        "AmazonSSMManagedInstanceCore is the AWS-maintained minimum for Session Manager, the "
-        "only way onto the instances (no SSH, no key pair)",
-    )
-    user_data = ec2.UserData.for_linux(shebang=rendering.USER_DATA_SHEBANG)
+    user_data = ec2.UserData.for_linux(shebang=delivery.USER_DATA_SHEBANG)
     launch_template = ec2.LaunchTemplate(
         scope,
         "LaunchTemplate",
@@ -108,6 +97,9 @@ def new_launch_template(
         user_data=user_data,
         require_imdsv2=True,
         http_put_response_hop_limit=1,
+        # The drain watcher reads its group's name from the instance's aws:autoscaling:groupName
+        # tag (a Ref to the group here would be a circular dependency).
+        instance_metadata_tags=True if props.termination_hook_timeout is not None else None,
         associate_public_ip_address=False,
         # 1-minute instance metrics: alarms and scaling see a failing instance sooner
         # (Control Tower CT.EC2.PR.10).
@@ -124,6 +116,16 @@ def new_launch_template(
     return LaunchParts(launch_template, user_data, app_asset, wheelhouse_asset)
 
 
+def _allow_get(role: iam.IRole, asset: s3_assets.Asset) -> None:
+    """The role may read exactly this asset's object."""
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            actions=["s3:GetObject"],
+            resources=[asset.bucket.arn_for_objects(asset.s3_object_key)],
+        )
+    )
+
+
 def new_auto_scaling_group(
     scope: Construct,
     props: ServiceProps,
@@ -131,7 +133,8 @@ def new_auto_scaling_group(
     launch_template: ec2.LaunchTemplate,
     alarm_topic: sns.ITopic | None,
 ) -> autoscaling.AutoScalingGroup:
-    """The group in the private subnets: ELB health checks, creation signals, one-at-a-time
+    """The group in the private subnets (created after their routes to the NAT gateway): ELB
+    health checks, creation signals, one-at-a-time
     rolling updates, scaling events to ``alarm_topic``, and the optional termination hook; with
     ``instance_types`` a mixed-instances policy (and capacity rebalancing with Spot). It publishes
     its group metrics (the dashboard's capacity widget) and leaves a new instance out of its
@@ -139,12 +142,14 @@ def new_auto_scaling_group(
     min_capacity, max_capacity = props.min_capacity, props.max_capacity
     types = props.instance_types
     spot = bool(types) and props.spot_percentage > 0
+    subnets = props.vpc_subnets or ec2.SubnetSelection(
+        subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS
+    )
     group = autoscaling.AutoScalingGroup(
         scope,
         "AutoScalingGroup",
         vpc=props.vpc,
-        vpc_subnets=props.vpc_subnets
-        or ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
+        vpc_subnets=subnets,
         launch_template=None if types else launch_template,
         mixed_instances_policy=scaling.mixed_instances_policy(
             launch_template,
@@ -185,6 +190,11 @@ def new_auto_scaling_group(
     )
     asg = group.node.default_child
     assert isinstance(asg, cdk.CfnResource)
+    # Instances boot as soon as the group exists and install over the network: the group waits
+    # for its subnets' default routes (the NAT gateway's), as the load balancer waits for the
+    # public ones (CloudFormation user guide, "DependsOn attribute"). Isolated subnets have none;
+    # their VPC endpoints are the caller's to add (see network.PrivateEndpoints).
+    asg.node.add_dependency(_selected(props.vpc, subnets).internet_connectivity_established)
     acknowledge_control(
         asg,
         "CT.AUTOSCALING.PR.1",
@@ -192,6 +202,8 @@ def new_auto_scaling_group(
         "the group spans the Availability Zones of its subnets through VPCZoneIdentifier (the "
         "private subnets with egress of the VPC; two AZs in the reference VPC); the rule reads "
         "only the AvailabilityZones property, which a group in a VPC does not need",
+        if_enforced="set AvailabilityZones on the group (auto_scaling_group.node.default_child) "
+        "to the Availability Zones of its subnets",
     )
     if len(types or ()) < 2:
         acknowledge_control(
@@ -201,18 +213,87 @@ def new_auto_scaling_group(
             "one instance type by default: the worker count and the capacity model assume one "
             "size of instance; several types (instance_types, a mixed-instances policy, with "
             "Spot if wanted) are a deliberate choice of the app's owner",
+            if_enforced="pass instance_types with two or more types of one size (a "
+            "mixed-instances policy; the README lists types that meet the other controls)",
         )
     if props.termination_hook_timeout is not None:
         group.add_lifecycle_hook(
             "TerminationHook",
+            lifecycle_hook_name=termination.HOOK_NAME,
             lifecycle_transition=autoscaling.LifecycleTransition.INSTANCE_TERMINATING,
             heartbeat_timeout=props.termination_hook_timeout,
             default_result=autoscaling.DefaultResult.CONTINUE,
         )
+        allow_lifecycle_completion(scope, launch_template, group)
+        group.node.add_validation(MetadataTagKeys(group))
     return group
 
 
+_METADATA_TAG_KEY = re.compile(r"^(?!\.{1,2}$|_index$)[A-Za-z0-9+=.,_:@-]+$")
+"""A tag key EC2 accepts with instance tags in the metadata (EC2 user guide, "View tags for your
+EC2 instances using instance metadata": letters, digits, ``+ - = . , _ : @``; not ``.``, ``..``
+or ``_index``); other keys make new instances fail to launch."""
+
+
+@jsii.implements(IValidation)
+class MetadataTagKeys:
+    """At synth, once the tags are applied: every tag the group propagates to its instances has a
+    key the instance metadata allows (the termination drain turns instance tags on there)."""
+
+    def __init__(self, group: autoscaling.AutoScalingGroup) -> None:
+        self.group = group
+
+    def validate(self) -> list[str]:
+        cfn = self.group.node.default_child
+        assert isinstance(cfn, autoscaling.CfnAutoScalingGroup)
+        keys = [
+            str(tag["key"])
+            for tag in cfn.tags.render_tags() or []
+            if tag.get("propagateAtLaunch") and not _METADATA_TAG_KEY.match(str(tag["key"]))
+        ]
+        return [
+            f"termination_hook_timeout allows instance tags in the instance metadata, where EC2 "
+            f"accepts tag keys of letters, digits and + - = . , _ : @ only (new instances fail "
+            f"to launch otherwise); the group propagates the tag key {key!r} to its instances"
+            for key in keys
+        ]
+
+
+def allow_lifecycle_completion(
+    scope: Construct, launch_template: ec2.LaunchTemplate, group: autoscaling.AutoScalingGroup
+) -> iam.Policy:
+    """The instance role may complete lifecycle actions of this group only (the drain watcher's
+    ``CompleteLifecycleAction``; the action supports the ``autoScalingGroup`` resource type). A
+    policy of its own, attached to the role: the group depends on the launch template and so on
+    the role, and nothing depends on this policy, so its reference to the group is no cycle."""
+    role = launch_template.role
+    assert isinstance(role, iam.Role), "new_launch_template gives the template its own role"
+    policy = iam.Policy(
+        scope,
+        "TerminationHookPolicy",
+        roles=[role],
+        statements=[
+            iam.PolicyStatement(
+                actions=[termination.COMPLETE_ACTION], resources=[group.auto_scaling_group_arn]
+            )
+        ],
+    )
+    asg = group.node.default_child
+    assert isinstance(asg, cdk.CfnResource)
+    acknowledge(
+        policy,
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:autoscaling:<AWS::Region>:"
+        "<AWS::AccountId>:autoScalingGroup:*:autoScalingGroupName/"
+        f"<{cdk.Stack.of(group).resolve(cdk.Stack.of(group).get_logical_id(asg))}>]",
+        "the * is the group's id, which CloudFormation does not return: the ARN names this "
+        "group by its name (the EC2 Auto Scaling user guide's own policy for "
+        "CompleteLifecycleAction has the same form)",
+    )
+    return policy
+
+
 def add_instance_files(
+    scope: Construct,
     props: ServiceProps,
     checked: CheckedProps,
     launch: LaunchParts,
@@ -220,11 +301,13 @@ def add_instance_files(
     target_group: elbv2.ApplicationTargetGroup,
     log_group: logs.ILogGroup | None = None,
 ) -> rendering.InstanceConfig:
-    """Render the instance files into the user data: boot.env, gunicorn.conf.py, the unit and
-    its drop-in, the boot script (which signals ``auto_scaling_group``), the coupling agent
-    with its timer, which keep keep-alive above the live idle timeout of the load balancers in
-    front of ``target_group`` (read-only ELB calls, granted to the instance role here), and the
-    CloudWatch agent's configuration when there is a ``log_group``."""
+    """Render the instance files: boot.env, gunicorn.conf.py, the unit and its drop-in, the boot
+    script (which signals ``auto_scaling_group``), the coupling agent with its timer, which keep
+    keep-alive above the live idle timeout of the load balancers in front of ``target_group``
+    (read-only ELB calls, granted to the instance role here), and the CloudWatch agent's
+    configuration when there is a ``log_group``. The files without a deploy-time value go into
+    the ``InstanceFiles`` asset (read by the role); the user data writes the others and fetches
+    the asset (:mod:`gunicorn_alb.delivery`)."""
     allow_live_idle_timeout_reads(launch.launch_template)
     asg_resource = auto_scaling_group.node.default_child
     assert isinstance(asg_resource, cdk.CfnResource)
@@ -252,17 +335,41 @@ def add_instance_files(
         secrets=secret_refs(props.secrets),
         pre_start_command=props.pre_start_command or "",
         log_group_name=log_group.log_group_name if log_group is not None else "",
+        termination_hook_name=termination.HOOK_NAME if props.termination_hook_timeout else "",
+        termination_command=props.termination_command or "",
     )
-    body = rendering.render_user_data_body(config)
-    size = rendering.user_data_size_estimate(f"{rendering.USER_DATA_SHEBANG}\n{body}")
-    if size > rendering.USER_DATA_MAX_BYTES:
+    _, shipped = delivery.split_files(config)
+    asset = s3_assets.Asset(
+        scope,
+        delivery.INSTANCE_FILES_ID,
+        path=str(_staged_archive(delivery.instance_files_archive(shipped))),
+    )
+    role = launch.launch_template.role
+    assert role is not None, "new_launch_template gives the template its own role"
+    _allow_get(role, asset)
+    config = replace(config, instance_files_url=asset.s3_object_url)
+    body = delivery.render_user_data_body(config)
+    problems = delivery.check_size(config, f"{delivery.USER_DATA_SHEBANG}\n{body}")
+    if problems:
         raise ValueError(
-            "ApplicationLoadBalancedGunicornService: invalid properties:\n- the user data "
-            f"would be about {size} bytes, over EC2's limit of {rendering.USER_DATA_MAX_BYTES}: "
-            "shorten environment or pre_start_command"
+            "ApplicationLoadBalancedGunicornService: invalid properties:\n- " + problems[0]
         )
     launch.user_data.add_commands(body)
     return config
+
+
+def _staged_archive(archive: bytes) -> Path:
+    """``archive`` as a file CDK's asset staging can copy into the cloud assembly (the asset's
+    hash, and so its S3 key, is the content's): one folder per content under the temporary
+    directory, written once (atomically, for parallel synths)."""
+    folder = Path(tempfile.gettempdir()) / "gunicorn-alb-instance-files"
+    target = folder / hashlib.sha256(archive).hexdigest() / delivery.INSTANCE_FILES_NAME
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{os.getpid()}.partial")
+        partial.write_bytes(archive)
+        os.replace(partial, target)
+    return target
 
 
 LIVE_IDLE_TIMEOUT_ACTIONS = (
@@ -274,19 +381,71 @@ idle timeout. Read-only; neither action supports resource-level permissions (the
 Authorization Reference lists no resource type for them), so the statement names ``*``."""
 
 
+SESSION_MANAGER_ACTIONS = (
+    "ssm:UpdateInstanceInformation",
+    "ssmmessages:CreateControlChannel",
+    "ssmmessages:CreateDataChannel",
+    "ssmmessages:OpenControlChannel",
+    "ssmmessages:OpenDataChannel",
+    "ec2messages:AcknowledgeMessage",
+    "ec2messages:DeleteMessage",
+    "ec2messages:FailMessage",
+    "ec2messages:GetEndpoint",
+    "ec2messages:GetMessages",
+    "ec2messages:SendReply",
+)
+"""What the SSM agent needs for Session Manager (the only way onto the instances: no SSH, no key
+pair) and Run Command, and nothing more: the agent registers (``ssm:UpdateInstanceInformation``),
+opens the session channels (``ssmmessages``, Systems Manager user guide, "Create a custom IAM role
+for Session Manager") and takes commands (the six ``ec2messages`` actions of the AWS managed policy
+``AmazonSSMManagedInstanceCore``). That managed policy also allows ``ssm:GetParameter`` and
+``ssm:GetParameters`` on every parameter of the account (SecureStrings included), so it is not
+used: the role reads exactly the app's secrets. None of these actions supports resource-level
+permissions (Service Authorization Reference: Systems Manager, Session Manager Message Gateway
+Service, EC2 Messages), so the statement names ``*``."""
+
+
+def allow_session_manager(role: iam.Role) -> None:
+    """The ``SessionManager`` statement of the instance role (``SESSION_MANAGER_ACTIONS``)."""
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            sid="SessionManager", actions=list(SESSION_MANAGER_ACTIONS), resources=["*"]
+        )
+    )
+
+
 def allow_live_idle_timeout_reads(launch_template: ec2.LaunchTemplate) -> None:
     """The instance role may read the live idle timeouts (and nothing else of ELB)."""
     role = launch_template.role
     assert isinstance(role, iam.Role), "new_launch_template gives the template its own role"
     role.add_to_principal_policy(
-        iam.PolicyStatement(actions=list(LIVE_IDLE_TIMEOUT_ACTIONS), resources=["*"])
+        iam.PolicyStatement(
+            sid="LiveIdleTimeout", actions=list(LIVE_IDLE_TIMEOUT_ACTIONS), resources=["*"]
+        )
     )
+    # One acknowledgement per rule and construct: it covers both statements that must name "*".
     acknowledge(
         role,
         "AwsSolutions-IAM5[Resource::*]",
-        "elasticloadbalancing:DescribeTargetGroups and DescribeLoadBalancerAttributes are "
-        "read-only and support no resource-level permissions (Service Authorization Reference, "
-        "Elastic Load Balancing V2): the coupling agent reads the live idle timeout with them",
+        "two statements name every resource because their actions support no resource-level "
+        "permissions (Service Authorization Reference): LiveIdleTimeout, the read-only "
+        "elasticloadbalancing:DescribeTargetGroups and DescribeLoadBalancerAttributes the "
+        "coupling agent reads the live idle timeout with; SessionManager, the SSM agent's "
+        "ssm:UpdateInstanceInformation, ssmmessages channel and ec2messages actions (Systems "
+        "Manager user guide, 'Create a custom IAM role for Session Manager'), none of which "
+        "reads a parameter or a secret",
+    )
+
+
+def _selected(vpc: ec2.IVpc, selection: ec2.SubnetSelection) -> ec2.SelectedSubnets:
+    """``vpc.select_subnets`` for a ``SubnetSelection`` (jsii takes its fields as keywords)."""
+    return vpc.select_subnets(
+        availability_zones=selection.availability_zones,
+        one_per_az=selection.one_per_az,
+        subnet_filters=selection.subnet_filters,
+        subnet_group_name=selection.subnet_group_name,
+        subnets=selection.subnets,
+        subnet_type=selection.subnet_type,
     )
 
 

@@ -19,11 +19,16 @@ from aws_cdk import aws_route53_targets as route53_targets
 from constructs import Construct
 
 from gunicorn_alb.compliance import acknowledge, acknowledge_control
-from gunicorn_alb.props import ServiceProps
+from gunicorn_alb.props import DEFAULT_SSL_POLICY, ServiceProps
 from gunicorn_alb.validation import DESYNC_MODES, CheckedProps
 
-DEFAULT_SSL_POLICY = elbv2.SslPolicy.TLS13_12_RES_PQ
-"""TLS 1.3 and 1.2 with restricted (forward-secret, AEAD) ciphers and post-quantum key exchange."""
+__all__ = [
+    "DEFAULT_SSL_POLICY",
+    "Listeners",
+    "add_listeners",
+    "new_load_balancer",
+    "new_target_group",
+]
 
 
 def new_load_balancer(
@@ -129,6 +134,8 @@ def add_listeners(
             "alb_http_to_https_redirection_check",
             "no certificate was given (certificate, or domain_name and domain_zone), so there is "
             "no HTTPS listener to redirect to; the synth warning gunicorn-alb:http-only says so",
+            if_enforced="give certificate (or domain_name and domain_zone): port 80 then "
+            "redirects to HTTPS",
         )
     if "0.0.0.0/0" in cidrs:
         acknowledge(

@@ -10,7 +10,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from gunicorn_alb.compliance import grants_only_for_aws_services
+from gunicorn_alb.compliance import KEEP_UNLESS_CREATE_FAILS, grants_only_for_aws_services
 from gunicorn_alb.props import ServiceProps
 
 DEFAULT_RETENTION = cdk.Duration.days(365)
@@ -57,8 +57,9 @@ def new_instance_log_group(
     """A log group that keeps logs ``retention`` (whole days, checked by ``validation``; a token
     is passed on), encrypted with ``encryption_key``, or with a new customer-managed key (with
     rotation, grants only for AWS services: Control Tower CT.KMS.PR.3) when None. Both are
-    retained when the stack is deleted, like CDK's defaults: the logs stay readable until they
-    expire. An imported key's policy cannot be changed from here: a warning says what to grant."""
+    retained when the stack is deleted, like CDK's defaults, so the logs stay readable until they
+    expire; but a failed first create deletes them (``KEEP_UNLESS_CREATE_FAILS``). An imported
+    key's policy cannot be changed from here: a warning says what to grant."""
     key = encryption_key
     if key is None:
         key = kms.Key(
@@ -66,6 +67,7 @@ def new_instance_log_group(
             f"{id}Key",
             description="Encrypts the gunicorn-alb instance logs (CloudWatch Logs)",
             enable_key_rotation=True,
+            removal_policy=KEEP_UNLESS_CREATE_FAILS,
         )
         key.add_to_resource_policy(grants_only_for_aws_services())
     added = key.add_to_resource_policy(logs_key_statement())
@@ -80,7 +82,13 @@ def new_instance_log_group(
         )
     # RetentionInDays set on the resource: any allowed day count (or a parameter's token), where
     # logs.RetentionDays would take only its enum's values.
-    group = logs.LogGroup(scope, id, retention=logs.RetentionDays.INFINITE, encryption_key=key)
+    group = logs.LogGroup(
+        scope,
+        id,
+        retention=logs.RetentionDays.INFINITE,
+        encryption_key=key,
+        removal_policy=KEEP_UNLESS_CREATE_FAILS,
+    )
     cfn_group = group.node.default_child
     assert isinstance(cfn_group, logs.CfnLogGroup)
     days = retention.to_days(integral=False)

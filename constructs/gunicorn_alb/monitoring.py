@@ -6,9 +6,6 @@ report no 5XX (``HTTPCode_Target_5XX_Count``), so the two are alarmed separately
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
 import aws_cdk as cdk
 from aws_cdk import aws_autoscaling as autoscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -19,32 +16,9 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from gunicorn_alb.compliance import grants_only_for_aws_services
-
-if TYPE_CHECKING:  # props.py imports AlarmThresholds from here
-    from gunicorn_alb.props import ServiceProps
-
-
-@dataclass(frozen=True)
-class AlarmThresholds:
-    """Alarm thresholds; each alarm looks at 5-minute periods unless said otherwise.
-
-    :param elb_502: load-balancer 502s per 5 minutes (the keep-alive race). Default: 1
-    :param elb_504: load-balancer 504s per 5 minutes. Default: 5
-    :param target_5xx: app 5XX responses per 5 minutes. Default: 10
-    :param target_connection_errors: failed connections to targets per 5 minutes. Default: 1
-    :param unhealthy_hosts: unhealthy targets (maximum over 1 minute, 3 minutes running).
-        Default: 1
-    :param response_time_p99: p99 target response time in seconds (3 periods running).
-        Default: 2.0
-    """
-
-    elb_502: float = 1
-    elb_504: float = 5
-    target_5xx: float = 10
-    target_connection_errors: float = 1
-    unhealthy_hosts: float = 1
-    response_time_p99: float = 2.0
+from gunicorn_alb.alarms import AlarmThresholds
+from gunicorn_alb.compliance import KEEP_UNLESS_CREATE_FAILS, grants_only_for_aws_services
+from gunicorn_alb.props import ServiceProps
 
 
 class ServiceMonitoring(Construct):
@@ -220,6 +194,7 @@ def new_alarm_topic(scope: Construct, id: str) -> sns.Topic:
         f"{id}Key",
         description="Encrypts the gunicorn-alb alarm topic",
         enable_key_rotation=True,
+        removal_policy=KEEP_UNLESS_CREATE_FAILS,
     )
     publish_with_key = ["kms:Decrypt", "kms:GenerateDataKey*"]
     key.add_to_resource_policy(

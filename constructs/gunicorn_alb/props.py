@@ -20,8 +20,11 @@ from aws_cdk import aws_route53 as route53
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 
-from gunicorn_alb.monitoring import AlarmThresholds
+from gunicorn_alb.alarms import AlarmThresholds
 from gunicorn_alb.secret import Secret
+
+DEFAULT_SSL_POLICY = elbv2.SslPolicy.TLS13_12_RES_PQ
+"""TLS 1.3 and 1.2 with restricted (forward-secret, AEAD) ciphers and post-quantum key exchange."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,7 @@ class ServiceProps:
     alarm_thresholds: AlarmThresholds | None
     alarm_topic: sns.ITopic | None
     termination_hook_timeout: cdk.Duration | None
+    termination_command: str | None
     instance_logs: bool
     log_retention: cdk.Duration | None
     log_encryption_key: kms.IKey | None

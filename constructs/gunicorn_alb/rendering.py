@@ -1,6 +1,7 @@
-"""Render the files an instance receives: the user data, ``boot.env``, ``gunicorn.conf.py`` and
-the systemd unit. No CDK import: values are plain strings or numbers, or CloudFormation token
-strings that CDK later renders through ``Fn::Join``.
+"""Render the files an instance receives: ``boot.env``, ``gunicorn.conf.py``, the systemd units,
+the app's files. No CDK import: values are plain strings or numbers, or CloudFormation token
+strings that CDK later renders through ``Fn::Join``. How they reach the instance (the user data
+and the InstanceFiles asset) is :mod:`gunicorn_alb.delivery`.
 
 The boot script (``userdata/boot.sh``) is static; only the small config files are templated, with
 ``string.Template.substitute`` (a missing key fails).
@@ -8,16 +9,12 @@ The boot script (``userdata/boot.sh``) is static; only the small config files ar
 
 from __future__ import annotations
 
-import base64
-import gzip
-import io
 import re
-import tarfile
 from dataclasses import dataclass
 from importlib import resources
 from string import Template
 
-from gunicorn_alb import app_config, instance_logs, timeouts
+from gunicorn_alb import app_config, instance_logs, termination, timeouts
 from gunicorn_alb.boot_budget import BOOT
 from gunicorn_alb.timeouts import CoupledTimeouts
 
@@ -52,8 +49,6 @@ PRE_START_UNIT_PATH = "/etc/systemd/system/gunicorn-app-prestart.service"
 PRE_START_TIMEOUT_SECONDS = 300
 """How long the release step may run before it fails the boot."""
 
-USER_DATA_SHEBANG = "#!/bin/bash"
-_HEREDOC_END = app_config.HEREDOC_END
 _LISTS = ("extra_pip_packages", "build_from_source")
 """boot.env values that are space-separated lists (quoted in the template)."""
 _SAFE = re.compile(r"^[A-Za-z0-9_.:/,+=@%-]*$")
@@ -78,6 +73,9 @@ class InstanceConfig:
     extra_pip_packages: tuple[str, ...] = ()
     wheelhouse_url: str = ""
     """The S3 URL of the wheelhouse (:mod:`gunicorn_alb.wheelhouse`) the boot installs from."""
+    instance_files_url: str = ""
+    """The S3 URL of the InstanceFiles asset (:mod:`gunicorn_alb.delivery`) the user data
+    fetches: the files below that hold no deploy-time value."""
     build_from_source: tuple[str, ...] = ()
     """Packages the boot may build from PyPI sources (no wheel for the platform)."""
     cfn_stack: str = ""
@@ -95,6 +93,11 @@ class InstanceConfig:
     """The release step; empty for none."""
     log_group_name: str = ""
     """The CloudWatch Logs group the agent ships to (a token in a stack); empty: no agent."""
+    termination_hook_name: str = ""
+    """The termination hook the drain watcher completes (:mod:`gunicorn_alb.termination`);
+    empty: no hook, no watcher."""
+    termination_command: str = ""
+    """The app's clean-up on termination; empty for none."""
 
 
 @dataclass(frozen=True)
@@ -119,26 +122,6 @@ def _render(name: str, values: dict[str, object]) -> str:
 
 def _blank(value: int | None) -> str:
     return "" if value is None else str(value)
-
-
-_TOKEN = re.compile(r"\$\{Token\[[^\]]*\]\}")
-TOKEN_SIZE_ESTIMATE = 128
-"""Bytes a deploy-time value is assumed to take (an ARN, a stack name: at most 128)."""
-
-
-def user_data_size_estimate(user_data: str) -> int:
-    """The user data's size in bytes once CloudFormation fills in its tokens, each counted as
-    ``TOKEN_SIZE_ESTIMATE`` bytes."""
-    return len(_TOKEN.sub("x" * TOKEN_SIZE_ESTIMATE, user_data).encode())
-
-
-def _without_comment_lines(text: str) -> str:
-    """``text`` without its comment-only lines: for boot.env and gunicorn.conf.py, whose lines
-    starting with ``#`` are comments only (no multi-line string holds one; a test compares the
-    Python before and after), so the user data stays within EC2's 16 KB. The commented templates
-    ship in the package (``gunicorn_alb.userdata``)."""
-    lines = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
-    return "\n".join(lines) + "\n"
 
 
 def boot_script() -> str:
@@ -173,6 +156,7 @@ def render_boot_env(config: InstanceConfig) -> str:
         "gunicorn_version": GUNICORN_VERSION,
         "extra_pip_packages": " ".join(config.extra_pip_packages),
         "wheelhouse_url": config.wheelhouse_url,
+        "instance_files_url": config.instance_files_url,
         "build_from_source": " ".join(config.build_from_source),
         "cfn_stack": config.cfn_stack,
         "cfn_resource": config.cfn_resource,
@@ -181,6 +165,9 @@ def render_boot_env(config: InstanceConfig) -> str:
         "aws_region": config.aws_region,
         "forwarded_allow_ips": config.forwarded_allow_ips,
         "log_group_name": config.log_group_name,
+        "termination_hook_name": config.termination_hook_name,
+        "termination_completion": termination.COMPLETION_BUDGET_SECONDS,
+        "termination_cleanup_unit": termination.CLEANUP_UNIT if config.termination_command else "",
     }
     if app_config.check_app_target("wsgi_app", config.wsgi_app):
         raise ValueError(
@@ -193,25 +180,23 @@ def render_boot_env(config: InstanceConfig) -> str:
         for word in str(value).split(" ") if key in _LISTS else [str(value)]:
             if "${Token[" not in word and not _SAFE.match(word):
                 raise ValueError(f"{key} {word!r} has characters that are not safe in boot.env")
-    return _without_comment_lines(_render("boot.env.tmpl", values))
+    return _render("boot.env.tmpl", values)
 
 
 def render_gunicorn_conf(config: InstanceConfig) -> str:
     """``/etc/gunicorn-alb/gunicorn.conf.py``."""
     t = config.timeouts
-    return _without_comment_lines(
-        _render(
-            "gunicorn.conf.py.tmpl",
-            {
-                "app_port": config.app_port,
-                "worker_class": config.worker_class,
-                "threads": config.threads,
-                "workers_per_cpu": config.workers_per_cpu,
-                "max_requests": t.max_requests,
-                "max_requests_jitter": t.max_requests_jitter,
-                "access_log_format": repr(instance_logs.ACCESS_LOG_FORMAT),
-            },
-        )
+    return _render(
+        "gunicorn.conf.py.tmpl",
+        {
+            "app_port": config.app_port,
+            "worker_class": config.worker_class,
+            "threads": config.threads,
+            "workers_per_cpu": config.workers_per_cpu,
+            "max_requests": t.max_requests,
+            "max_requests_jitter": t.max_requests_jitter,
+            "access_log_format": repr(instance_logs.ACCESS_LOG_FORMAT),
+        },
     )
 
 
@@ -260,18 +245,48 @@ def render_pre_start_env(config: InstanceConfig) -> str:
 def render_pre_start_unit(config: InstanceConfig) -> str:
     """``gunicorn-app-prestart.service``: the release step as a oneshot unit, with the app's
     user, environment files and the very hardening block of ``gunicorn-app.service``."""
+    return _app_oneshot_unit(
+        config, "gunicorn-app-prestart.service.tmpl", PRE_START_TIMEOUT_SECONDS
+    )
+
+
+def _app_oneshot_unit(config: InstanceConfig, template: str, timeout: int) -> str:
+    """A oneshot unit of the app's command (release step, clean-up): the app's user and
+    environment files (in ``template``) and the very hardening block of ``gunicorn-app.service``."""
     unit = render_unit(config)
     start, end = unit.find("\n# Hardening"), unit.find("\n[Install]")
     if start < 0 or end < start:
         raise ValueError("gunicorn-app.service.tmpl has no '# Hardening' block before [Install]")
     return _render(
-        "gunicorn-app-prestart.service.tmpl",
+        template,
         {
             "health_check_path": config.health_check_path,
-            "timeout": PRE_START_TIMEOUT_SECONDS,
+            "timeout": timeout,
             "hardening": unit[start + 1 : end].rstrip("\n"),
         },
     )
+
+
+def render_termination_files(config: InstanceConfig) -> dict[str, str]:
+    """The drain watcher with its units (with a termination hook) and the app's clean-up on
+    termination: its command in ``termination.env`` and its oneshot unit (with a command)."""
+    if not config.termination_hook_name:
+        return {}
+    files = {
+        termination.WATCHER_PATH: _resource("drain.sh"),
+        termination.WATCHER_SERVICE_PATH: _resource("gunicorn-alb-drain.service"),
+        termination.WATCHER_TIMER_PATH: _resource("gunicorn-alb-drain.timer"),
+    }
+    if config.termination_command:
+        files[termination.CLEANUP_ENV_PATH] = (
+            "# The app's clean-up (termination_command), run by gunicorn-app-termination.service.\n"
+            + app_config.env_assignment("GUNICORN_ALB_TERMINATION", config.termination_command)
+            + "\n"
+        )
+        files[termination.CLEANUP_UNIT_PATH] = _app_oneshot_unit(
+            config, "gunicorn-app-termination.service.tmpl", termination.CLEANUP_TIMEOUT_SECONDS
+        )
+    return files
 
 
 def coupling_agent() -> str:
@@ -287,18 +302,19 @@ def render_cloudwatch_agent_config() -> str:
 
 
 def render_files(config: InstanceConfig) -> dict[str, str]:
-    """Every file the user data drops on the instance, by absolute path. The coupling agent and
-    its units come only with a target group to follow."""
+    """Every file an instance receives, by absolute path, as rendered (with the templates'
+    comments; :func:`gunicorn_alb.delivery.split_files` gives them as received). The coupling
+    agent and its units come only with a target group to follow."""
     files = {
         BOOT_ENV_PATH: render_boot_env(config),
         GUNICORN_CONF_PATH: render_gunicorn_conf(config),
         UNIT_PATH: render_unit(config),
-        BOOT_SCRIPT_PATH: strip_comments(boot_script()),
+        BOOT_SCRIPT_PATH: boot_script(),
         APP_ENV_PATH: render_app_env(config),
         instance_logs.LOGROTATE_PATH: _resource("gunicorn-app.logrotate"),
     }
     if config.target_group_arn:
-        files[COUPLING_AGENT_PATH] = strip_comments(coupling_agent())
+        files[COUPLING_AGENT_PATH] = coupling_agent()
         files[COUPLING_SERVICE_PATH] = _resource("gunicorn-alb-coupling.service")
         files[COUPLING_TIMER_PATH] = _resource("gunicorn-alb-coupling.timer")
     if config.secrets:
@@ -308,151 +324,5 @@ def render_files(config: InstanceConfig) -> dict[str, str]:
         files[PRE_START_UNIT_PATH] = render_pre_start_unit(config)
     if config.log_group_name:
         files[instance_logs.AGENT_CONFIG_PATH] = render_cloudwatch_agent_config()
+    files.update(render_termination_files(config))
     return files
-
-
-PACKED_PATHS = (
-    BOOT_SCRIPT_PATH,
-    GUNICORN_CONF_PATH,
-    instance_logs.AGENT_CONFIG_PATH,
-    UNIT_PATH,
-    COUPLING_AGENT_PATH,
-    COUPLING_SERVICE_PATH,
-    COUPLING_TIMER_PATH,
-    PRE_START_UNIT_PATH,
-    instance_logs.LOGROTATE_PATH,
-)
-"""Files the user data carries in one gzip-compressed tar, base64-encoded (those without a
-CloudFormation token): EC2 limits user data to 16 KB before its own base64 encoding, and the
-scripts are most of it. gunicorn.conf.py and the CloudWatch agent's configuration hold no
-deployment-time value (they read the VPC's CIDR and the log group's name from boot.env), so they
-travel compressed too; boot.env, the per-stack settings with CloudFormation's values, stays
-readable."""
-
-USER_DATA_LIMIT = 16 * 1024
-"""EC2: "User data is limited to 16 KB, in raw form, before it is base64-encoded" (EC2 user
-guide, "Work with instance user data")."""
-USER_DATA_MAX_BYTES = USER_DATA_LIMIT
-
-_BUNDLE = f"base64 -d <<'{_HEREDOC_END}' | tar -xz -C /"
-
-
-_HEREDOC_START = re.compile(r"<<-?\s*'?(\w+)'?\s*$")
-
-
-def strip_comments(script: str) -> str:
-    """A bash script without its comment lines (the shebang and heredoc bodies kept as they
-    are): what runs is unchanged, and the user data stays within EC2's 16 KB. The commented
-    script ships in the package (``gunicorn_alb.userdata``)."""
-    lines, heredoc = [], None
-    for number, line in enumerate(script.splitlines()):
-        if heredoc is not None:
-            lines.append(line)
-            heredoc = None if line.strip() == heredoc else heredoc
-            continue
-        if number > 0 and line.lstrip().startswith("#"):
-            continue
-        lines.append(line)
-        match = _HEREDOC_START.search(line)
-        heredoc = match.group(1) if match else None
-    return "\n".join(lines) + "\n"
-
-
-def _bundle(files: dict[str, str]) -> str:
-    """A gzip-compressed tar of ``files`` (deterministic: no timestamps, root-owned), base64
-    in 76-character lines."""
-    raw = io.BytesIO()
-    with (
-        gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=9, mtime=0) as compressed,
-        tarfile.open(fileobj=compressed, mode="w", format=tarfile.USTAR_FORMAT) as tar,
-    ):
-        for path, content in files.items():
-            data = content.encode()
-            info = tarfile.TarInfo(path.lstrip("/"))
-            info.size = len(data)
-            info.mode = 0o755 if path.startswith("/usr/local/sbin/") else 0o644
-            info.uname = info.gname = "root"
-            tar.addfile(info, io.BytesIO(data))
-    text = base64.b64encode(raw.getvalue()).decode()
-    return "\n".join(text[i : i + 76] for i in range(0, len(text), 76))
-
-
-def render_user_data_body(config: InstanceConfig) -> str:
-    """The user data after its shebang: unpacks the static files (:data:`PACKED_PATHS`), writes
-    the others with quoted heredocs, then runs the boot script. CDK's
-    ``UserData.for_linux(shebang=USER_DATA_SHEBANG)`` adds the first line."""
-    lines = [
-        "# User data written by the gunicorn-alb construct: drops the files below, then runs",
-        f"# {BOOT_SCRIPT_PATH}, which derives the coupled timeouts and starts Gunicorn.",
-        "set -euo pipefail",
-        "umask 022",
-    ]
-    files = render_files(config)
-    packed = {
-        path: content
-        for path, content in files.items()
-        if path in PACKED_PATHS and "${Token[" not in content
-    }
-    if packed:
-        lines += [
-            f"# A gzip-compressed tar of {', '.join(packed)}",
-            _BUNDLE,
-            _bundle(packed),
-            _HEREDOC_END,
-        ]
-    for path, content in files.items():
-        if path in packed:
-            continue
-        if _HEREDOC_END in content:
-            raise ValueError(f"{path} contains the heredoc delimiter {_HEREDOC_END}")
-        lines += [
-            f"mkdir -p {path.rsplit('/', 1)[0]}",
-            f"cat > {path} <<'{_HEREDOC_END}'",
-            content.rstrip("\n"),
-            _HEREDOC_END,
-        ]
-    lines += [
-        f"chmod 0755 {' '.join(p for p in files if p.startswith('/usr/local/sbin/'))}",
-        f"exec {BOOT_SCRIPT_PATH} {BOOT_ENV_PATH}",
-    ]
-    return "\n".join(lines)
-
-
-def written_file(user_data: str, path: str) -> str | None:
-    """What ``user_data`` writes to ``path`` (the inverse of :func:`render_user_data_body`;
-    without the final newline), or None when it writes no such file."""
-    match = re.search(
-        rf"^cat > {re.escape(path)} <<'(\w+)'\n(.*?)\n\1$", user_data, re.MULTILINE | re.DOTALL
-    )
-    if match:
-        return match.group(2)
-    bundle = re.search(
-        rf"^{re.escape(_BUNDLE)}\n(.*?)\n{_HEREDOC_END}$", user_data, re.MULTILINE | re.DOTALL
-    )
-    if bundle is None:
-        return None
-    data = io.BytesIO(base64.b64decode(bundle.group(1)))
-    with tarfile.open(fileobj=data, mode="r:gz") as tar:
-        try:
-            member = tar.extractfile(path.lstrip("/"))
-        except KeyError:
-            return None
-        assert member is not None
-        return member.read().decode().rstrip("\n")
-
-
-def parse_env(text: str) -> dict[str, str]:
-    """``KEY=VALUE`` lines of boot.env or coupling.env; comments skipped, quotes dropped."""
-    env = {}
-    for raw in text.splitlines():
-        line = raw.strip()
-        if line and not line.startswith("#") and "=" in line:
-            key, value = line.split("=", 1)
-            quoted = len(value) >= 2 and value[0] == value[-1] and value[0] in "'\""
-            env[key] = value[1:-1] if quoted else value
-    return env
-
-
-def render_user_data(config: InstanceConfig) -> str:
-    """The whole user data, exactly as the launch template carries it."""
-    return f"{USER_DATA_SHEBANG}\n{render_user_data_body(config)}"

@@ -31,6 +31,7 @@ from constructs import Construct
 
 from gunicorn_alb import rendering
 from gunicorn_alb.access_logs import add_access_logs
+from gunicorn_alb.alarms import AlarmThresholds
 from gunicorn_alb.capacity import REQUESTS_PER_TARGET_PER_MINUTE_DEFAULT
 from gunicorn_alb.instances import (
     SIGNAL_TIMEOUT,
@@ -45,12 +46,7 @@ from gunicorn_alb.load_balancer import (
     new_target_group,
 )
 from gunicorn_alb.log_group import add_instance_logs
-from gunicorn_alb.monitoring import (
-    AlarmThresholds,
-    ServiceMonitoring,
-    add_monitoring,
-    alarm_topic_for,
-)
+from gunicorn_alb.monitoring import ServiceMonitoring, add_monitoring, alarm_topic_for
 from gunicorn_alb.props import ServiceProps
 from gunicorn_alb.scaling import add_target_tracking
 from gunicorn_alb.secret import Secret
@@ -103,7 +99,8 @@ class ApplicationLoadBalancedGunicornService(Construct):
         Default: - a new bucket (SSE-S3, public access blocked, TLS-only, logs expire)
     :param access_logs_prefix: the key prefix of the access logs. Default: - ``alb``
     :param access_logs_retention: how long a new log bucket keeps logs. Default: - 90 days
-    :param app_port: the port Gunicorn binds on the instances. Default: - 8000
+    :param app_port: the port Gunicorn binds on the instances, 1024-65535 (Gunicorn runs as an
+        unprivileged user, without the capability to bind a lower port). Default: - 8000
     :param health_check_path: the path the target group and the boot script probe; the app must
         answer it with 200. Default: - ``/healthz``
     :param app_directory: a local directory with the WSGI or ASGI app, uploaded as an S3 asset.
@@ -179,13 +176,23 @@ class ApplicationLoadBalancedGunicornService(Construct):
     :param max_requests_jitter: Gunicorn ``max_requests_jitter``; at least 1 with max_requests.
         Default: - 0
     :param monitoring: CloudWatch alarms and a dashboard. Default: - True
-    :param alarm_thresholds: Default: - ``AlarmThresholds()``
+    :param alarm_thresholds: each above 0 (:class:`gunicorn_alb.AlarmThresholds`); needs
+        ``monitoring``. Default: - ``AlarmThresholds()``
     :param alarm_topic: the SNS topic the alarms and the ASG's scaling events notify.
         Default: - a new topic (TLS-only, encrypted with a customer-managed KMS key CloudWatch
         may use) when ``monitoring`` is on; subscribe to ``alarm_topic``
-    :param termination_hook_timeout: add a termination lifecycle hook that holds a terminating
-        instance this long (after the ALB has drained it) for your own clean-up; complete the
-        lifecycle action to end it early. Default: - no hook
+    :param termination_hook_timeout: add a termination lifecycle hook and drain each instance
+        through it: once the ALB has deregistered a terminating instance, a watcher on the
+        instance (every 5 s, through the instance metadata) stops Gunicorn gracefully, runs
+        ``termination_command`` and completes the lifecycle action with ``CONTINUE`` (the role may,
+        for this group only; the metadata gets the instance's tags, which it reads the group's
+        name from). This is the longest the hook holds an instance if the drain cannot complete:
+        at least the stop timeout (with a deploy-time idle timeout, the deregistration delay) +
+        76 s, + 120 s with ``termination_command`` (rule hook-covers-drain). Default: - no hook
+    :param termination_command: the app's clean-up on termination: one line of bash run on a
+        terminating instance as the app user, with the app's environment and secrets, after
+        Gunicorn has stopped, for at most 120 s; a failure is logged and the instance still
+        terminates. Needs ``termination_hook_timeout``. Default: - none
     :param instance_logs: ship Gunicorn's access and error logs and the boot log to a CloudWatch
         Logs log group, one stream per instance, with the CloudWatch agent. Default: - True
     :param log_retention: how long the log group keeps logs, in whole days that CloudWatch Logs
@@ -206,7 +213,8 @@ class ApplicationLoadBalancedGunicornService(Construct):
     access_logs_bucket: s3.IBucket | None
     """Where the ALB writes access logs (None when ``access_logs`` is off)."""
     launch_template: ec2.LaunchTemplate
-    """The instances' launch template (its user data holds the instance files)."""
+    """The instances' launch template (its user data holds the deploy-time instance files and
+    fetches the others, the ``InstanceFiles`` asset: :mod:`gunicorn_alb.delivery`)."""
     alarm_topic: sns.ITopic | None
     """The SNS topic the alarms and the ASG's scaling events notify, if any."""
     auto_scaling_group: autoscaling.AutoScalingGroup
@@ -293,6 +301,7 @@ class ApplicationLoadBalancedGunicornService(Construct):
         alarm_thresholds: AlarmThresholds | None = None,
         alarm_topic: sns.ITopic | None = None,
         termination_hook_timeout: cdk.Duration | None = None,
+        termination_command: str | None = None,
         instance_logs: bool = True,
         log_retention: cdk.Duration | None = None,
         log_encryption_key: kms.IKey | None = None,
@@ -330,8 +339,10 @@ class ApplicationLoadBalancedGunicornService(Construct):
         # 5. Target tracking, after the listeners: request-count scaling needs the target group
         #    behind a listener.
         self.scaling_policies = add_target_tracking(self.auto_scaling_group, props)
-        # 6. The files each instance receives, in the launch template's user data.
+        # 6. The files each instance receives: the deploy-time ones in the launch template's
+        #    user data, the others in the InstanceFiles asset it fetches.
         self.instance_config = add_instance_files(
+            self,
             props,
             checked,
             launch,

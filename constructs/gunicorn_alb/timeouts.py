@@ -85,6 +85,8 @@ RULES: dict[str, str] = {
     "max-requests-needs-jitter": "max_requests > 0 warns and needs max_requests_jitter >= 1",
     "keepalive-follows-live": "keepalive = max(configured, live idle timeouts) + margin, "
     "at boot and within 30 s of a change",
+    "hook-covers-drain": "termination hook timeout >= watcher period + stop timeout "
+    "+ clean-up bound + completion budget (gunicorn_alb.termination)",
 }
 
 

@@ -27,8 +27,11 @@ from gunicorn_alb import (
     instance_logs,
     limits,
     log_group,
+    prop_checks,
+    termination,
     timeouts,
 )
+from gunicorn_alb.alarms import check_alarm_thresholds
 from gunicorn_alb.props import ServiceProps
 
 DESYNC_MODES = {
@@ -73,6 +76,7 @@ def check_props(props: ServiceProps, scope: Construct) -> CheckedProps:
     """Check every prop; raise one ValueError listing all problems, else return what resolved.
     Last, once the props are sound, resolve the wheelhouse (pip, or the cache): a requirement
     without a wheel for the instances is a problem too."""
+    props, problems = prop_checks.check_kinds(props)
     idle = (
         cdk.Duration.seconds(timeouts.IDLE_TIMEOUT_DEFAULT)
         if props.idle_timeout is None
@@ -80,7 +84,6 @@ def check_props(props: ServiceProps, scope: Construct) -> CheckedProps:
     )
     idle_seconds = idle.to_seconds(integral=False)
     idle_is_token = cdk.Token.is_unresolved(idle_seconds)
-    problems: list[str] = []
     coupled = _check_timeouts(problems, props, None if idle_is_token else idle_seconds)
     threads = (
         timeouts.default_threads(props.worker_class) if props.threads is None else props.threads
@@ -91,7 +94,9 @@ def check_props(props: ServiceProps, scope: Construct) -> CheckedProps:
     protocol = props.listener_protocol or (
         elbv2.ApplicationProtocol.HTTPS if tls else elbv2.ApplicationProtocol.HTTP
     )
-    port = props.listener_port or (443 if protocol == elbv2.ApplicationProtocol.HTTPS else 80)
+    port = props.listener_port
+    if port is None:
+        port = 443 if protocol == elbv2.ApplicationProtocol.HTTPS else 80
     problems += _check_listener(
         protocol=protocol,
         certificate=props.certificate,
@@ -100,15 +105,21 @@ def check_props(props: ServiceProps, scope: Construct) -> CheckedProps:
         port=port,
     )
     problems += _check_ports(listener_port=port, app_port=props.app_port)
+    problems += prop_checks.check_app_port(props.app_port)
+    problems += prop_checks.check_unused(props, https=protocol == elbv2.ApplicationProtocol.HTTPS)
+    problems += check_alarm_thresholds(props.alarm_thresholds, cdk.Token.is_unresolved)
     problems += _check_cidrs(props.ingress_cidrs)
     problems += _check_load_balancer(props)
     problems += _check_capacity(props.min_capacity, props.max_capacity, props.desired_capacity)
     problems += _check_instances(props)
     problems += _check_aws_limits(props)
+    if coupled is not None:
+        problems += _check_termination(props, coupled)
     problems += _check_scaling(props)
     app_path, requirements = app_validation.check_app(
         problems, props.app_directory, props.wsgi_app, props.app_requirements
     )
+    target_advisories = app_validation.check_target_defined(problems, app_path, props.wsgi_app)
     types = instance_types_of(props)
     instance_type = types[0]
     problems += architecture.check_architecture(scope, types, props.machine_image)
@@ -140,7 +151,8 @@ def check_props(props: ServiceProps, scope: Construct) -> CheckedProps:
         + capacity.spot_advisories(
             props.spot_percentage if props.instance_types else 0, coupled.deregistration_delay
         )
-        + instance_logs.access_log_advisories(props.worker_class, props.instance_logs),
+        + instance_logs.access_log_advisories(props.worker_class, props.instance_logs)
+        + target_advisories,
     )
 
 
@@ -270,7 +282,11 @@ def instance_types_of(props: ServiceProps) -> list[ec2.InstanceType]:
 def _check_instances(props: ServiceProps) -> list[str]:
     problems = []
     workers_per_cpu = props.workers_per_cpu
-    if not isinstance(workers_per_cpu, int) or workers_per_cpu < 1:
+    if (
+        isinstance(workers_per_cpu, bool)
+        or not isinstance(workers_per_cpu, int)
+        or workers_per_cpu < 1
+    ):
         problems.append(
             f"workers_per_cpu must be a whole number of at least 1, got {workers_per_cpu!r}"
         )
@@ -291,10 +307,25 @@ def _check_aws_limits(props: ServiceProps) -> list[str]:
         "domain_name": props.domain_name,
     }
     problems: list[str] = []
+    required = ("access_logs_prefix", "health_check_path")  # str props: None cannot work
     for name, value in values.items():
-        if value is not None and not cdk.Token.is_unresolved(value):
+        if (value is not None or name in required) and not cdk.Token.is_unresolved(value):
             problems += limits.check(name, value)
     return problems
+
+
+def _check_termination(props: ServiceProps, coupled: timeouts.CoupledTimeouts) -> list[str]:
+    """The termination hook covers the drain (rule hook-covers-drain); a termination_command
+    needs the hook. A token hook timeout is left to CloudFormation."""
+    hook = props.termination_hook_timeout
+    seconds = None if hook is None else hook.to_seconds(integral=False)
+    if seconds is not None and (
+        cdk.Token.is_unresolved(seconds) or limits.check("termination_hook_timeout", seconds)
+    ):
+        return []  # a token is left to CloudFormation; a value out of AWS's range is reported
+    return termination.check_termination(
+        seconds, coupled, command=props.termination_command is not None
+    )
 
 
 def log_retention_days(props: ServiceProps) -> float:

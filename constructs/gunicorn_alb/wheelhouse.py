@@ -62,13 +62,25 @@ _NETWORK = (
 )
 
 
+_FETCH_FAILED = re.compile(r"Could not fetch URL (\S+?): (.*?)(?: - skipping)?$", re.MULTILINE)
+"""pip's debug line (in its ``--log``, at any verbosity) when an index page could not be read."""
+_UNREACHABLE_REASONS = ("connection error", "timed out", "problem confirming the ssl")
+"""The reasons in :data:`_FETCH_FAILED` that are the network's (a 404 is the index saying the
+project does not exist there)."""
+_NO_VERSIONS = "(from versions: none)"
+
+
 class WheelhouseError(ValueError):
     """The wheelhouse cannot be built; the message says which package, for which platform, and
-    what to do. ``requirement`` is the distribution name pip could not find, if any."""
+    what to do. ``requirement`` is the distribution name pip could not find, if any; ``network``
+    says that pip could not reach the package index (then no package is to blame)."""
 
-    def __init__(self, message: str, requirement: str | None = None) -> None:
+    def __init__(
+        self, message: str, requirement: str | None = None, *, network: bool = False
+    ) -> None:
         super().__init__(message)
         self.requirement = requirement
+        self.network = network
 
 
 def manylinux_platforms(architecture: str, glibc: tuple[int, int] = GLIBC) -> list[str]:
@@ -260,12 +272,15 @@ def _download(spec: WheelhouseSpec, dest: Path, pip_options: Sequence[str]) -> N
             _filter_file(Path(path), excluded, Path(scratch)) if excluded else Path(path)
             for path in spec.requirement_files
         ]
+        log = Path(scratch) / "pip.log"  # pip's debug log, whatever its verbosity
         command = [
             sys.executable,
             "-c",
             _PIP_WITH_TARGET_MARKERS,
             json.dumps(target_markers(spec)),
             *pip_download_command(filtered, dest, files),
+            "--log",
+            str(log),
             *pip_options,
         ]
         if not requirements and not files:
@@ -279,9 +294,16 @@ def _download(spec: WheelhouseSpec, dest: Path, pip_options: Sequence[str]) -> N
                 check=False,
                 stdin=subprocess.DEVNULL,
             )
+        debug_log = log.read_text(errors="replace") if log.is_file() else ""
     if result is not None and result.returncode != 0:
         output = result.stdout + result.stderr
-        raise WheelhouseError(explain_failure(spec, output), _missing(output))
+        unreachable = unreachable_index(output, debug_log)
+        if unreachable is not None and found_nothing(output):
+            raise WheelhouseError(explain_unreachable(spec, output, unreachable), network=True)
+        message = explain_failure(spec, output)
+        if unreachable is not None:  # another index answered: the version may be on this one
+            message += f" (pip could not reach one index, though: {unreachable})"
+        raise WheelhouseError(message, _missing(output))
     wheels = sorted(p.name for p in dest.iterdir() if p.name.endswith(".whl"))
     strays = sorted(p.name for p in dest.iterdir() if not p.name.endswith(".whl"))
     if strays:
@@ -304,15 +326,41 @@ def _download(spec: WheelhouseSpec, dest: Path, pip_options: Sequence[str]) -> N
     )
 
 
+def unreachable_index(output: str, debug_log: str = "") -> str | None:
+    """pip's last line saying it could not reach an index, if any. pip names the network only
+    in its retry warnings (none with ``PIP_RETRIES=0``) and in its debug log (``--log``); its
+    error says "from versions: none" whether the index is down or lists no such project."""
+    fetch_failures = [
+        match.group(0).removesuffix(" - skipping")
+        for match in _FETCH_FAILED.finditer(debug_log)
+        if match.group(2).lower().startswith(_UNREACHABLE_REASONS)
+    ]
+    retry_warnings = [
+        line for line in output.splitlines() if any(marker in line for marker in _NETWORK)
+    ]
+    failures = fetch_failures or retry_warnings
+    return failures[-1].strip() if failures else None
+
+
+def found_nothing(output: str) -> bool:
+    """pip found no version of the failing requirement on any index (or named none)."""
+    return _NO_VERSIONS in output or not _NOT_FOUND.search(output)
+
+
+def explain_unreachable(spec: WheelhouseSpec, output: str, unreachable: str) -> str:
+    """The network, not a package: the index could not be reached."""
+    errors = [line for line in output.splitlines() if line.startswith("ERROR:")]
+    return (
+        f"could not reach the package index (network), so no package could be checked: "
+        f"building the wheelhouse for {spec.platform} needs the package index once (PyPI, or "
+        "the index pip is configured with); later synths of the same requirements use the "
+        f"cache ({cache_root()}, or ${CACHE_ENV}). pip said:\n"
+        + "\n".join([unreachable, *errors[-2:]])
+    )
+
+
 def explain_failure(spec: WheelhouseSpec, output: str) -> str:
     """One message from pip's output: the package, the platform, and what to do."""
-    if any(marker in output for marker in _NETWORK):
-        return (
-            f"building the wheelhouse for {spec.platform} needs the package index once (PyPI, or "
-            "the index pip is configured with), and pip could not reach it; later synths of the "
-            f"same requirements use the cache ({cache_root()}, or ${CACHE_ENV}). pip said:\n"
-            + _tail(output)
-        )
     found = _NOT_FOUND.search(output)
     missing = _NO_MATCH.search(output)
     requirement = (found.group(1) if found else None) or (missing.group(1) if missing else None)

@@ -17,7 +17,7 @@ from typing import Any
 import aws_cdk as cdk
 import pytest
 
-from gunicorn_alb.compliance import CFN_GUARD_PLUGIN
+from gunicorn_alb.compliance import CFN_GUARD_PLUGIN, ENFORCED_NOTE
 
 pytestmark = pytest.mark.compliance
 
@@ -86,6 +86,20 @@ def test_every_acknowledgement_names_its_control_and_a_reason(variant) -> None: 
         control = suppressed["description"].split("]")[0].lstrip("[")
         assert reason.startswith(f"{control}: "), (suppressed["ruleName"], reason)
         assert len(reason) > 80, f"{suppressed['ruleName']}: not specific: {reason!r}"
+
+
+def test_every_acknowledgement_says_an_enforced_control_still_fails(variant) -> None:  # type: ignore[no-untyped-def]
+    """An acknowledgement silences the synth-time plugin only: where Control Tower enables the
+    control as a proactive control it is a CloudFormation hook, which fails the resource at deploy
+    (AWS Control Tower user guide, "Proactive controls"). Each reason says so, and what the app's
+    owner can change then."""
+    _, report, _ = variant
+    for suppressed in report.get("suppressedViolations") or []:
+        reason = suppressed.get("reason") or ""
+        control = reason.split(":")[0]
+        note = ENFORCED_NOTE.format(control=control)
+        assert note in reason, (suppressed["ruleName"], reason)
+        assert len(reason.split(note)[1]) > 30, f"{suppressed['ruleName']}: says no change"
 
 
 def test_the_fixed_controls_fail_without_their_fix(

@@ -6,15 +6,20 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
 import boto3
 
-from gunicorn_alb import rendering
+from gunicorn_alb import delivery, rendering
 from gunicorn_alb.timeouts import derive_timeouts
 
 REGION = "us-east-1"
+ASSET_BUCKET = "cdk-assets-123456789012-us-east-1"
+INSTANCE_FILES: dict[str, bytes] = {}
+"""The InstanceFiles archives of the user data rendered here, by S3 key: each fleet publishes the
+one its user data names, as ``cdk deploy`` does."""
 # What the user data carries for the target group (the doctor reads no value from it).
 TARGET_GROUP_TOKEN = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web-tg/1"
 
@@ -64,7 +69,18 @@ def construct_user_data(
         target_group_arn=TARGET_GROUP_TOKEN if coupling_agent else "",
         aws_region=REGION if coupling_agent else "",
     )
-    return rendering.render_user_data(config)
+    _, shipped = delivery.split_files(config)
+    archive = delivery.instance_files_archive(shipped)
+    key = hashlib.sha256(archive).hexdigest() + ".tgz"
+    INSTANCE_FILES[key] = archive
+    config = dataclasses.replace(config, instance_files_url=f"s3://{ASSET_BUCKET}/{key}")
+    return delivery.render_user_data(config)
+
+
+def instance_files_of(user_data: str) -> bytes:
+    """The InstanceFiles archive :func:`construct_user_data` rendered for ``user_data``."""
+    boot_env = delivery.written_file(user_data, rendering.BOOT_ENV_PATH) or ""
+    return INSTANCE_FILES[delivery.parse_env(boot_env)["INSTANCE_FILES_URL"].rsplit("/", 1)[-1]]
 
 
 @dataclass
@@ -95,6 +111,15 @@ class Account:
             ]
             for cidr, zone in (("10.0.1.0/24", "us-east-1a"), ("10.0.2.0/24", "us-east-1b"))
         ]
+
+    def _publish_instance_files(self, user_data: str) -> None:
+        """The InstanceFiles archive the user data names, in the asset bucket."""
+        boot_env = delivery.written_file(user_data, rendering.BOOT_ENV_PATH) or ""
+        if "INSTANCE_FILES_URL" in delivery.parse_env(boot_env):
+            s3 = boto3.client("s3", region_name=REGION)
+            s3.create_bucket(Bucket=ASSET_BUCKET)
+            key = delivery.parse_env(boot_env)["INSTANCE_FILES_URL"].rsplit("/", 1)[-1]
+            s3.put_object(Bucket=ASSET_BUCKET, Key=key, Body=instance_files_of(user_data))
 
     def load_balancer(self, name: str = "web", idle: int = 60) -> str:
         arn: str = self.elbv2.create_load_balancer(Name=name, Subnets=self.subnets)[
@@ -152,6 +177,7 @@ class Account:
         return Fleet(load_balancer_arn, name_of_lb, tg_arn, asg_name)
 
     def _launch_spec(self, name: str, user_data: str, configuration: bool) -> dict[str, Any]:
+        self._publish_instance_files(user_data)
         machine = {"ImageId": "ami-12c6146b", "InstanceType": "t3.small"}
         encoded = base64.b64encode(user_data.encode()).decode()
         if configuration:  # botocore base64-encodes a launch configuration's user data itself

@@ -11,8 +11,8 @@ import pytest
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 
-from gunicorn_alb import doctor, rendering
-from tests.doctor.fleets import Account, construct_user_data
+from gunicorn_alb import delivery, doctor, rendering
+from tests.doctor.fleets import Account, construct_user_data, instance_files_of
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, Any]]:
@@ -167,6 +167,28 @@ def test_a_zero_deregistration_delay_is_found(
     code, document = run(capsys, "--load-balancer", fleet.load_balancer_name)
     assert code == 1
     assert "drain-bounded-by-idle" in ids(document)
+
+
+def test_unreadable_instance_files_leave_the_worker_settings_undetermined(
+    account: Account, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """gunicorn.conf.py is in the InstanceFiles asset: without s3:GetObject on it the doctor still
+    checks the keep-alive (boot.env is in the user data) and says what it could not read."""
+    import boto3
+
+    from tests.doctor.fleets import ASSET_BUCKET, REGION
+
+    account.coupled_fleet(60, deregistration_delay=60)
+    s3 = boto3.client("s3", region_name=REGION)
+    for found in s3.list_objects_v2(Bucket=ASSET_BUCKET)["Contents"]:
+        s3.delete_object(Bucket=ASSET_BUCKET, Key=found["Key"])
+    code, document = run(capsys, "--load-balancer", "web")
+    assert code == 0 and document["findings"] == []
+    asg = only_asg(document)
+    assert asg["keepalive"] == 65 and asg["worker_class"] is None
+    (entry,) = document["undetermined"]
+    assert "does not set worker_class, threads" in entry["message"]
+    assert f"(s3:GetObject on its instance files, s3://{ASSET_BUCKET}/" in entry["message"]
 
 
 def test_a_fleet_not_made_by_the_construct_is_undetermined_not_guessed(
@@ -435,11 +457,13 @@ def test_the_human_report_is_a_table_with_a_verdict(
 
 def test_the_user_data_is_read_back_as_rendered() -> None:
     user_data = construct_user_data(120, 7, max_requests=10, max_requests_jitter=3)
-    boot_env = rendering.written_file(user_data, rendering.BOOT_ENV_PATH)
-    conf = rendering.written_file(user_data, rendering.GUNICORN_CONF_PATH)
+    boot_env = delivery.written_file(user_data, rendering.BOOT_ENV_PATH)
+    assert delivery.written_file(user_data, rendering.GUNICORN_CONF_PATH) is None
+    archive = instance_files_of(user_data)
+    conf = delivery.written_file(user_data, rendering.GUNICORN_CONF_PATH, archive)
     assert boot_env is not None and conf is not None
-    assert rendering.parse_env(boot_env)["IDLE_TIMEOUT_SECONDS"] == "120"
-    assert rendering.parse_env(boot_env)["KEEPALIVE_MARGIN_SECONDS"] == "7"
+    assert delivery.parse_env(boot_env)["IDLE_TIMEOUT_SECONDS"] == "120"
+    assert delivery.parse_env(boot_env)["KEEPALIVE_MARGIN_SECONDS"] == "7"
     assert doctor.parse_gunicorn_conf(conf) == {
         "worker_class": "gthread",
         "threads": 4,
@@ -454,7 +478,8 @@ def test_an_unresolved_idle_timeout_is_undetermined() -> None:
     )
     report = doctor.Report(region="us-east-1", window="1h", window_seconds=3600)
     asg = doctor.AsgReport(name="web-asg")
-    doctor.read_instance_settings(report, "web", asg, user_data)
+    archive = instance_files_of(user_data)
+    doctor.read_instance_settings(report, "web", asg, user_data, archive=archive)
     assert asg.made_by_construct and asg.keepalive is None
     assert report.findings == []
     (entry,) = report.undetermined

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gunicorn_alb import rendering
+from gunicorn_alb import delivery, rendering
 from gunicorn_alb.timeouts import derive_timeouts
 
 pytestmark = pytest.mark.runtime
@@ -48,7 +48,7 @@ def test_whole_user_data_passes_shellcheck(require, tmp_path: Path) -> None:  # 
     from tests.unit.test_rendering import config
 
     user_data = tmp_path / "user-data.sh"
-    user_data.write_text(rendering.render_user_data(config()))
+    user_data.write_text(delivery.render_user_data(config()))
     result = subprocess.run(
         [shellcheck, "--severity=style", str(user_data)],
         capture_output=True,

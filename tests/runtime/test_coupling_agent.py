@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from gunicorn_alb import rendering, timeouts
+from gunicorn_alb import delivery, rendering, timeouts
 from tests.standins import aws_cli
 from tests.unit.test_rendering import config
 
@@ -42,7 +42,7 @@ class Instance:
 
     @property
     def coupling(self) -> dict[str, str]:
-        return rendering.parse_env((self.root / "coupling.env").read_text())
+        return delivery.parse_env((self.root / "coupling.env").read_text())
 
     def aws(self, **state: object) -> None:
         (self.standin / "state.json").write_text(json.dumps(state))

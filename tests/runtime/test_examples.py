@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from gunicorn_alb import rendering
+from gunicorn_alb import delivery
 from tools import instance_files
 
 pytestmark = pytest.mark.runtime
@@ -49,7 +49,7 @@ def _render(out: Path, *options: str) -> dict[str, str]:
     """The rendered files, and the environment systemd would give the app (app.env, the
     secrets' values, coupling.env)."""
     instance_files.render(out, IDLE, MARGIN, options)
-    env = rendering.parse_env((out / "app.env").read_text())
+    env = delivery.parse_env((out / "app.env").read_text())
     env |= instance_files.boot_environment(out, out / "root")
     return env
 
@@ -103,7 +103,7 @@ def django(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path
         "STATE_DIRECTORY": str(state),
         "HEALTH_CHECK_PATH": "/healthz",
     }
-    release = rendering.parse_env((out / "pre-start.env").read_text())
+    release = delivery.parse_env((out / "pre-start.env").read_text())
     app_dir = EXAMPLES / "django/app"
     result = subprocess.run(
         ["/bin/bash", "-c", release["GUNICORN_ALB_PRE_START"]],

@@ -1,6 +1,7 @@
 """A stand-in for the AWS CLI v2, put first on PATH as ``aws``, for the two read-only calls the boot
 script and the coupling agent make: ``aws elbv2 describe-target-groups`` and ``aws elbv2
-describe-load-balancer-attributes``. It answers from a JSON state file (``GUNICORN_ALB_AWS_STATE``)
+describe-load-balancer-attributes``, and the drain watcher's ``aws autoscaling
+complete-lifecycle-action``. It answers from a JSON state file (``GUNICORN_ALB_AWS_STATE``)
 with the response shapes of the ELBv2 API, applies ``--query`` with JMESPath (the library the CLI
 uses) and prints ``--output text`` the way the CLI formats scalars and lists, so the scripts'
 queries run for real. Every call is appended to ``calls`` in the state's directory.
@@ -9,6 +10,7 @@ State::
 
     {"target_groups": {"TG_ARN": ["LB_ARN", ...]},
      "load_balancers": {"LB_ARN": {"idle_timeout": 60}},
+     "lifecycle_actions": [{"group": "G", "hook": "H", "instance": "i-..."}],
      "error": "An error occurred (Throttling) ..."}      # optional: every call fails with it
 """
 
@@ -89,6 +91,25 @@ def respond(state: dict[str, Any], service: str, operation: str, options: dict[s
                 {"Key": "routing.http.drop_invalid_header_fields.enabled", "Value": "true"},
             ]
         }
+    if (service, operation) == ("autoscaling", "complete-lifecycle-action"):
+        # CompleteLifecycleAction (EC2 Auto Scaling API reference): the instance must wait in that
+        # group's hook; the action completes once. The response has no output.
+        waiting = state.get("lifecycle_actions", [])
+        asked = {
+            "group": options.get("auto-scaling-group-name"),
+            "hook": options.get("lifecycle-hook-name"),
+            "instance": options.get("instance-id"),
+        }
+        if asked not in waiting or options.get("lifecycle-action-result") not in (
+            "CONTINUE",
+            "ABANDON",
+        ):
+            raise LookupError(
+                "An error occurred (ValidationError) when calling the CompleteLifecycleAction "
+                f"operation: No active Lifecycle Action found with instance ID {asked['instance']}"
+            )
+        waiting.remove(asked)
+        return {}
     raise LookupError(f"aws stand-in: `aws {service} {operation}` is not implemented")
 
 
@@ -106,9 +127,12 @@ def main(argv: list[str]) -> int:
     except LookupError as error:
         print(error, file=sys.stderr)
         return 254
+    state_path.write_text(json.dumps(state))  # what a call changed (a completed action)
     if "query" in options:
         response = jmespath.search(options["query"], response)
-    if options.get("output") == "text":
+    if response == {}:
+        pass  # the CLI prints nothing for an empty response
+    elif options.get("output") == "text":
         print(_text(response))
     else:
         print(json.dumps(response, indent=4))

@@ -3,14 +3,18 @@ is allowed, all in one ValueError."""
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
+from types import SimpleNamespace
 
 import aws_cdk as cdk
 import pytest
+from aws_cdk import assertions
 from aws_cdk import aws_ssm as ssm
 
-from gunicorn_alb import ApplicationLoadBalancedGunicornService, Secret
-from tests.template.test_validation import fails
+from gunicorn_alb import ApplicationLoadBalancedGunicornService, Secret, app_validation
+from tests.template.test_validation import build, fails
 
 
 def test_fails_when_environment_names_are_invalid_or_reserved() -> None:
@@ -76,3 +80,55 @@ def test_every_app_problem_is_reported_together() -> None:
     assert any("environment must not set 'HOME'" in p for p in problems)
     assert any("threads must be 1 for the asgi worker, got 4" in p for p in problems)
     assert any("pre_start_command must be one line of bash" in p for p in problems)
+
+
+FLASK_APP = "from flask import Flask\n\napp = Flask(__name__)\n"
+
+
+def test_fails_when_wsgi_app_names_what_the_module_does_not_define(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(FLASK_APP)
+    fails(
+        re.escape(
+            "wsgi_app 'app:application': app.py defines no 'application'; it defines 'app' "
+            "(a Flask app?): wsgi_app='app:app'"
+        ),
+        app_directory=str(tmp_path),
+    )
+
+
+def test_the_app_target_check_accepts_the_name_the_module_defines(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(FLASK_APP)
+    problems: list[str] = []
+    advisories = app_validation.check_target_defined(problems, tmp_path, "app:app")
+    assert (problems, advisories) == ([], [])
+
+
+def test_an_app_target_a_static_read_cannot_check_draws_a_warning(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text("from wsgi import *\n")
+    service = build(app_directory=str(tmp_path))
+    warnings = assertions.Annotations.from_stack(cdk.Stack.of(service)).find_warning(
+        "*", assertions.Match.string_like_regexp("gunicorn-alb:app-target-unchecked")
+    )
+    assert len(warnings) == 1
+    assert "it does 'from wsgi import *'" in str(warnings[0].entry.data)
+
+
+def test_fails_naming_the_network_when_no_index_is_reachable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A newcomer offline (PIP_RETRIES=0, an index nobody answers, an empty cache): the problem
+    is the network, not worker_class nor a missing gunicorn wheel. Real pip, refused at once."""
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("PIP_RETRIES", "0")
+    monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple")
+    monkeypatch.setenv("PIP_CACHE_DIR", str(tmp_path / "pip"))
+    monkeypatch.setenv("GUNICORN_ALB_WHEELHOUSE_CACHE", str(tmp_path / "wheelhouse"))
+    for variable in ("PIP_FIND_LINKS", "PIP_EXTRA_INDEX_URL"):
+        monkeypatch.delenv(variable, raising=False)
+    props = SimpleNamespace(worker_class="gthread", build_from_source=())
+    found, problems = app_validation.resolve_wheelhouse(props, "x86_64", None)  # type: ignore[arg-type]
+    assert found is None
+    (problem,) = problems
+    assert problem.startswith("wheelhouse: could not reach the package index (network)"), problem
+    assert "worker_class" not in problem and "has no wheel" not in problem
+    assert "Could not fetch URL http://127.0.0.1:9/simple/gunicorn/: connection error" in problem

@@ -12,8 +12,8 @@ from aws_cdk import assertions
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_kms as kms
 
-from gunicorn_alb import ApplicationLoadBalancedGunicornService, instance_logs, rendering
-from tests.helpers import env_value, new_stack, user_data_text
+from gunicorn_alb import ApplicationLoadBalancedGunicornService, instance_logs
+from tests.helpers import env_value, instance_file, new_stack, user_data_text
 
 Match = assertions.Match
 
@@ -154,7 +154,7 @@ def test_reference_log_group_keeps_a_year_under_its_own_key(
     resources = reference_template.to_json()["Resources"]
     group = resources[log_group_id]
     assert group["Properties"]["RetentionInDays"] == 365
-    assert group["DeletionPolicy"] == "Retain"
+    assert group["DeletionPolicy"] == "RetainExceptOnCreate"
     key = resources[group["Properties"]["KmsKeyId"]["Fn::GetAtt"][0]]
     assert key["Properties"]["EnableKeyRotation"] is True
     statements = key["Properties"]["KeyPolicy"]["Statement"]
@@ -185,20 +185,20 @@ def _list(value: object) -> list[object]:
 
 
 def test_reference_user_data_starts_the_agent_on_the_log_group(
-    reference_template: assertions.Template, log_group_id: str
+    reference_stack: cdk.Stack, reference_template: assertions.Template, log_group_id: str
 ) -> None:
     user_data = user_data_text(reference_template)
     # CloudFormation puts the group's name where the template has {"Ref": group}: in boot.env,
-    # which the boot puts into the agent's configuration (carried compressed, without it).
+    # which the boot puts into the agent's configuration (shipped in the asset, without it).
     shown_ref = "{" + json.dumps({"Ref": log_group_id}, sort_keys=True) + "}"
     assert env_value(user_data, "CLOUDWATCH_LOG_GROUP") == shown_ref
-    agent = rendering.written_file(user_data, instance_logs.AGENT_CONFIG_PATH)
+    agent = instance_file(reference_stack, user_data, instance_logs.AGENT_CONFIG_PATH)
     assert agent is not None and shown_ref not in agent
     agent = agent.replace(instance_logs.LOG_GROUP_PLACEHOLDER, "the-log-group")
     entries = json.loads(agent)["logs"]["logs_collected"]["files"]["collect_list"]
     assert {e["log_group_name"] for e in entries} == {"the-log-group"}
     assert json.loads(agent)["logs"]["log_stream_name"] == "{instance_id}"
-    assert rendering.written_file(user_data, instance_logs.LOGROTATE_PATH) is not None
+    assert instance_file(reference_stack, user_data, instance_logs.LOGROTATE_PATH) is not None
 
 
 def test_reference_instances_keep_https_as_their_only_egress(

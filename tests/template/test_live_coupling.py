@@ -6,10 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 from gunicorn_alb import rendering
-from tests.helpers import env_value, user_data_text
+from tests.helpers import env_value, instance_file, user_data_text
 
 
-def test_user_data_carries_the_target_group_and_the_agent(reference_template) -> None:  # type: ignore[no-untyped-def]
+def test_user_data_carries_the_target_group_and_the_agent(  # type: ignore[no-untyped-def]
+    reference_stack, reference_template
+) -> None:
     user_data = user_data_text(reference_template)
     (target_group,) = reference_template.find_resources("AWS::ElasticLoadBalancingV2::TargetGroup")
     assert env_value(user_data, "TARGET_GROUP_ARN") == "{" + f'{{"Ref": "{target_group}"}}' + "}"
@@ -19,7 +21,7 @@ def test_user_data_carries_the_target_group_and_the_agent(reference_template) ->
         rendering.COUPLING_SERVICE_PATH,
         rendering.COUPLING_TIMER_PATH,
     ):
-        assert rendering.written_file(user_data, path) is not None, path
+        assert instance_file(reference_stack, user_data, path) is not None, path
 
 
 def test_the_role_may_read_the_live_idle_timeout_only(reference_template) -> None:  # type: ignore[no-untyped-def]

@@ -15,7 +15,7 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk.assertions import Match
 
 from gunicorn_alb import ApplicationLoadBalancedGunicornService, rendering, wheelhouse
-from gunicorn_alb.network import AL2023_REPOSITORY_BUCKET, INTERFACE_ENDPOINTS
+from gunicorn_alb.network import AL2023_REPOSITORY_BUCKET, INTERFACE_ENDPOINTS, SSM_AGENT_BUCKETS
 from stacks.gunicorn_service_stack import GunicornServiceStack
 from tests.helpers import env_value, new_app, new_stack, user_data_text
 
@@ -50,7 +50,7 @@ def test_the_boot_installs_from_the_wheelhouse_asset(
     found = re.search(r"s3://[^/]+/([0-9a-f]{64}\.zip)", url)
     assert found, url
     assert env_value(user_data, "BUILD_FROM_SOURCE") == ""
-    # The instance role reads exactly the app and the wheelhouse objects.
+    # The instance role reads exactly the app, the wheelhouse and the instance files objects.
     reads = [
         json.dumps(resource)
         for policy in reference_template.find_resources("AWS::IAM::Policy").values()
@@ -58,7 +58,7 @@ def test_the_boot_installs_from_the_wheelhouse_asset(
         if statement["Action"] == "s3:GetObject"
         for resource in statement["Resource"]
     ]
-    assert len(reads) == 2 and any(found.group(1) in read for read in reads), reads
+    assert len(reads) == 3 and any(found.group(1) in read for read in reads), reads
     service = reference_stack.node.find_child("Service")
     assert isinstance(service, ApplicationLoadBalancedGunicornService)
     content = manifest(service)
@@ -170,6 +170,56 @@ def test_the_no_nat_variant_has_isolated_instances_and_the_endpoints_they_call(
         assert any(f".{service.short_name}" in name for name in names), service.short_name
     assert all(e["PrivateDnsEnabled"] for e in interface)
     assert all({ref["Ref"] for ref in e["SubnetIds"]} == isolated_ids for e in interface)
+
+
+def test_the_isolated_group_waits_for_the_endpoints(isolated: assertions.Template) -> None:
+    """Isolated instances reach S3 and the AWS APIs through the endpoints only: the group is
+    created after every one of them (CloudFormation user guide, "DependsOn attribute")."""
+    endpoints = set(isolated.find_resources("AWS::EC2::VPCEndpoint"))
+    assert len(endpoints) == 1 + len(INTERFACE_ENDPOINTS)
+    (group,) = isolated.find_resources("AWS::AutoScaling::AutoScalingGroup").values()
+    assert endpoints <= set(group.get("DependsOn", []))
+
+
+def test_the_s3_endpoint_admits_the_ssm_agents_buckets(isolated: assertions.Template) -> None:
+    """The SSM agent reads AWS-owned buckets of its region (agent updates, Run Command documents,
+    patch baselines); through an S3 endpoint whose policy does not admit them it is refused
+    (Systems Manager user guide, "SSM Agent communications with AWS managed S3 buckets")."""
+    (s3,) = [
+        e["Properties"]
+        for e in isolated.find_resources("AWS::EC2::VPCEndpoint").values()
+        if e["Properties"].get("VpcEndpointType") == "Gateway"
+    ]
+    (statement,) = [
+        s for s in s3["PolicyDocument"]["Statement"] if s.get("Sid") == "SsmAgentBuckets"
+    ]
+    assert statement["Action"] == "s3:GetObject"
+    arns = {json.dumps(arn) for arn in statement["Resource"]}
+    assert len(arns) == len(SSM_AGENT_BUCKETS)
+    for bucket in SSM_AGENT_BUCKETS:
+        # amazon-ssm-{region} -> "amazon-ssm-", {"Ref": "AWS::Region"}, "/*" in an Fn::Join
+        before, after = bucket.split("{region}")
+        assert any(
+            f'":s3:::{before}", {{"Ref": "AWS::Region"}}, "{after}/*"' in arn for arn in arns
+        ), bucket
+
+
+def test_no_endpoint_for_cloudwatch_metrics(isolated: assertions.Template) -> None:
+    """The CloudWatch agent ships logs only: a ``monitoring`` endpoint would bill every hour in
+    each zone for nothing."""
+    endpoints = isolated.find_resources("AWS::EC2::VPCEndpoint").values()
+    names = json.dumps([e["Properties"]["ServiceName"] for e in endpoints])
+    assert ".monitoring" not in names and ".logs" in names
+
+
+def test_the_readme_prices_the_endpoints_the_variant_has(root: Path) -> None:
+    """The README's cost table counts the interface endpoints there are (0.01 USD per endpoint
+    and zone-hour, us-east-1), so an endpoint added or removed updates the figure."""
+    count = len(INTERFACE_ENDPOINTS)
+    monthly = count * 2 * 0.01 * 730
+    row = f"| the reference variant's {count} interface endpoints x 2 AZs | "
+    readme = (root / "README.md").read_text()
+    assert row in readme and f"| {monthly:.2f} USD |" in readme.split(row)[1].splitlines()[0]
 
 
 def test_the_reference_stack_pins_the_image_per_region() -> None:

@@ -10,7 +10,15 @@ from aws_cdk import assertions
 from aws_cdk.assertions import Match
 
 from gunicorn_alb import ApplicationLoadBalancedGunicornService, rendering
-from tests.helpers import env_value, new_stack, user_data_text
+from gunicorn_alb.instances import SESSION_MANAGER_ACTIONS
+from tests.helpers import (
+    env_value,
+    instance_file,
+    instance_role_managed_policies,
+    new_stack,
+    secret_reads_on_every_resource,
+    user_data_text,
+)
 
 # (construct id, idle timeout, margin): several services in one stack, one synth for all.
 COUPLED = [("Idle1", 1, 1), ("Default", 60, 5), ("Idle120", 120, 5), ("Idle4000", 4000, 30)]
@@ -60,7 +68,7 @@ def test_alb_idle_timeout_and_keepalive_are_coupled(
     assert env_value(user_data, "KEEPALIVE_MARGIN_SECONDS") == str(margin)
     assert env_value(user_data, "SYNTH_KEEPALIVE_SECONDS") == str(idle + margin)
     assert service.gunicorn_keepalive == idle + margin
-    conf = rendering.written_file(user_data, rendering.GUNICORN_CONF_PATH)
+    conf = instance_file(cdk.Stack.of(service), user_data, rendering.GUNICORN_CONF_PATH)
     assert conf is not None and 'worker_class = "gthread"' in conf
 
 
@@ -177,24 +185,25 @@ def test_instances_take_the_app_port_from_the_alb_only(coupled) -> None:  # type
     ]
 
 
-def test_instance_role_has_ssm_access_and_reads_only_the_app_and_wheelhouse_assets(
+def test_instance_role_has_ssm_access_and_reads_only_its_three_assets(
     template: assertions.Template,
 ) -> None:
-    template.has_resource_properties(
-        "AWS::IAM::Role",
-        {
-            "ManagedPolicyArns": [
-                {
-                    "Fn::Join": [
-                        "",
-                        Match.array_with(
-                            [Match.string_like_regexp("AmazonSSMManagedInstanceCore")]
-                        ),
-                    ]
-                }
-            ]
-        },
-    )
+    """Session Manager through the minimal statement AWS documents, not the managed policy
+    ``AmazonSSMManagedInstanceCore``, which may read every SSM parameter of the account (Systems
+    Manager user guide, "Create a custom IAM role for Session Manager"; AWS Managed Policy
+    Reference, AmazonSSMManagedInstanceCore)."""
+    assert instance_role_managed_policies(template) == []
+    session_manager = [
+        statement
+        for policy in template.find_resources("AWS::IAM::Policy").values()
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if statement.get("Sid") == "SessionManager"
+    ]
+    assert len(session_manager) == len(COUPLED)  # one per service's role
+    for statement in session_manager:
+        assert set(statement["Action"]) == set(SESSION_MANAGER_ACTIONS)
+        assert (statement["Effect"], statement["Resource"]) == ("Allow", "*")
+    assert secret_reads_on_every_resource(template) == []
     for policy in template.find_resources("AWS::IAM::Policy").values():
         statements = policy["Properties"]["PolicyDocument"]["Statement"]
         reads = [s for s in statements if "s3" in str(s["Action"])]
@@ -202,12 +211,14 @@ def test_instance_role_has_ssm_access_and_reads_only_the_app_and_wheelhouse_asse
             continue
         (statement,) = reads
         assert statement["Action"] == "s3:GetObject"
-        # Two objects: the app asset and the wheelhouse.
-        assert len(statement["Resource"]) == 2
+        # Three objects: the app asset, the wheelhouse and the instance files.
+        assert len(statement["Resource"]) == 3
+        keys = []
         for arn in statement["Resource"]:
             resource = arn["Fn::Join"][1]
-            assert resource[-1].endswith(".zip"), resource
+            keys.append(resource[-1].rsplit(".", 1)[1])
             assert "*" not in "".join(part for part in resource if isinstance(part, str))
+        assert sorted(keys) == ["tgz", "zip", "zip"]
 
 
 def test_rolling_update_and_creation_wait_for_the_boot_signal(coupled) -> None:  # type: ignore[no-untyped-def]
@@ -235,8 +246,9 @@ def test_user_data_installs_python_312_and_the_pinned_gunicorn(
         user_data = user_data_text(template, launch_template_id)
         assert env_value(user_data, "PYTHON") == "python3.12"
         assert env_value(user_data, "GUNICORN_VERSION") == GUNICORN_VERSION
-        assert re.search(r"^exec /usr/local/sbin/gunicorn-alb-boot", user_data, re.M)
+        assert re.search(r'^exec "\$root/usr/local/sbin/gunicorn-alb-boot"', user_data, re.M)
         assert env_value(user_data, "APP_ASSET_URL").startswith('{{"Fn::Sub": "s3://')
+        assert env_value(user_data, "INSTANCE_FILES_URL").startswith('{{"Fn::Sub": "s3://')
 
 
 def test_internal_alb_is_reachable_from_the_vpc_only() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gunicorn_alb import rendering
+from gunicorn_alb import delivery, rendering
 from tests.unit.test_rendering import config
 
 SECRETS = (
@@ -56,7 +56,7 @@ def test_release_step_unit_shares_the_hardening_and_environment_of_the_app() -> 
     ):
         assert line in unit.splitlines(), line
     assert "[Install]" not in unit
-    assert rendering.parse_env(files[rendering.PRE_START_ENV_PATH]) == {
+    assert delivery.parse_env(files[rendering.PRE_START_ENV_PATH]) == {
         "GUNICORN_ALB_PRE_START": "python manage.py collectstatic --noinput"
     }
 
@@ -64,7 +64,7 @@ def test_release_step_unit_shares_the_hardening_and_environment_of_the_app() -> 
 def test_a_factory_target_is_quoted_in_boot_env_and_the_unit() -> None:
     target = 'main:create_app(debug=True, name="x y")'
     cfg = config(wsgi_app=target)
-    assert rendering.parse_env(rendering.render_boot_env(cfg))["WSGI_APP"] == target
+    assert delivery.parse_env(rendering.render_boot_env(cfg))["WSGI_APP"] == target
     unit = rendering.render_unit(cfg)
     assert (
         "ExecStart=/opt/gunicorn-alb/venv/bin/gunicorn --config /etc/gunicorn-alb/gunicorn.conf.py "
@@ -92,5 +92,5 @@ def test_user_data_stays_within_ec2s_16_kb_with_every_file() -> None:
     assert {"/etc/gunicorn-alb/cloudwatch-agent.json", "/etc/logrotate.d/gunicorn-app"} <= set(
         files
     )
-    size = rendering.user_data_size_estimate(rendering.render_user_data(cfg))
-    assert size <= rendering.USER_DATA_MAX_BYTES - 1024, f"{size} bytes leave no room to grow"
+    size = delivery.user_data_size_estimate(delivery.render_user_data(cfg))
+    assert size <= delivery.USER_DATA_MAX_BYTES - 1024, f"{size} bytes leave no room to grow"

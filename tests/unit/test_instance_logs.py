@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gunicorn_alb import instance_logs, rendering, timeouts
+from gunicorn_alb import delivery, instance_logs, rendering, timeouts
 from gunicorn_alb.__main__ import main
 
 CONFIG = rendering.InstanceConfig(
@@ -33,7 +33,7 @@ def test_the_agent_ships_gunicorn_logs_and_the_boot_log_to_one_stream_per_instan
     # The user data carries it compressed, without the group's name; the boot puts in boot.env's
     # CLOUDWATCH_LOG_GROUP (sed) before it hands the file to the agent.
     assert "/gunicorn-alb/web" not in carried
-    boot_env = rendering.parse_env(files[rendering.BOOT_ENV_PATH])
+    boot_env = delivery.parse_env(files[rendering.BOOT_ENV_PATH])
     assert boot_env["CLOUDWATCH_LOG_GROUP"] == "/gunicorn-alb/web"
     agent = json.loads(
         carried.replace(instance_logs.LOG_GROUP_PLACEHOLDER, boot_env["CLOUDWATCH_LOG_GROUP"])
@@ -52,17 +52,16 @@ def test_the_agent_ships_gunicorn_logs_and_the_boot_log_to_one_stream_per_instan
     # No metrics section (no cloudwatch:PutMetricData needed) and no retention (set by the stack).
     assert set(agent) == {"logs"}
     assert all("retention_in_days" not in entry for entry in collected)
-    user_data = rendering.render_user_data(config)
-    assert rendering.written_file(user_data, instance_logs.AGENT_CONFIG_PATH) == carried.rstrip(
-        "\n"
-    )
-    assert f"cat > {instance_logs.AGENT_CONFIG_PATH}" not in user_data  # in the bundle
+    user_data = delivery.render_user_data(config)
+    _, shipped = delivery.split_files(config)
+    assert shipped[instance_logs.AGENT_CONFIG_PATH] == carried  # in the InstanceFiles asset
+    assert delivery.written_file(user_data, instance_logs.AGENT_CONFIG_PATH) is None
 
 
 def test_without_a_log_group_no_agent_is_configured_but_logs_still_rotate() -> None:
     files = rendering.render_files(CONFIG)
     assert instance_logs.AGENT_CONFIG_PATH not in files
-    assert rendering.parse_env(files[rendering.BOOT_ENV_PATH])["CLOUDWATCH_LOG_GROUP"] == ""
+    assert delivery.parse_env(files[rendering.BOOT_ENV_PATH])["CLOUDWATCH_LOG_GROUP"] == ""
     rotation = files[instance_logs.LOGROTATE_PATH]
     assert f"{instance_logs.LOG_DIRECTORY}/*.log {{" in rotation
     for directive in ("su gunicorn-app gunicorn-app", "daily", "rotate 7", "copytruncate"):
@@ -83,7 +82,7 @@ def test_render_command_writes_the_agent_config_for_a_log_group(tmp_path: Path) 
     assert agent["logs"]["logs_collected"]["files"]["collect_list"][0]["log_group_name"] == (
         instance_logs.LOG_GROUP_PLACEHOLDER
     )
-    boot_env = rendering.parse_env((tmp_path / "boot.env").read_text())
+    boot_env = delivery.parse_env((tmp_path / "boot.env").read_text())
     assert boot_env["CLOUDWATCH_LOG_GROUP"] == "my-group"
 
 
@@ -124,13 +123,13 @@ def test_trace_root_is_the_part_both_logs_share(header: str, root: str | None) -
 
 def test_user_data_with_the_agent_stays_within_ec2s_16_kb() -> None:
     """EC2 limits user data to 16 KB before base64; the log group's name (a token in a stack) is
-    in boot.env only, counted as rendering.TOKEN_SIZE_ESTIMATE bytes like every token."""
+    in boot.env only, counted as delivery.TOKEN_SIZE_ESTIMATE bytes like every token."""
     token = "${Token[TOKEN.1]}"
     config = replace(
         CONFIG, log_group_name=token, app_asset_url=token, target_group_arn=token, cfn_stack=token
     )
-    size = rendering.user_data_size_estimate(rendering.render_user_data(config))
-    assert size <= rendering.USER_DATA_MAX_BYTES - 1024, size
+    size = delivery.user_data_size_estimate(delivery.render_user_data(config))
+    assert size <= delivery.USER_DATA_MAX_BYTES - 1024, size
 
 
 def test_uvicorns_worker_gets_a_warning_that_its_access_log_has_no_trace_id() -> None:

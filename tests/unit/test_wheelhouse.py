@@ -101,6 +101,17 @@ SCENARIOS: dict[str, tuple[dict[str, object], tuple[str, ...]]] = {
         {"requirements": ("pure",)},
         ("--index-url", "http://127.0.0.1:9/simple", "--retries", "1", "--timeout", "2"),
     ),
+    # No retries: pip prints no retry warning, only "from versions: none"; its log names the
+    # network.
+    "unreachable-no-retries": (
+        {"requirements": ("pure",)},
+        ("--index-url", "http://127.0.0.1:9/simple", "--retries", "0"),
+    ),
+    # One index down, another (the links) answers without the version: the package's problem.
+    "no-version-one-index-down": (
+        {"requirements": ("pure==2.0",)},
+        ("--index-url", "http://127.0.0.1:9/simple", "--retries", "0", "--find-links"),
+    ),
 }
 
 
@@ -115,7 +126,7 @@ def spec_of(index: Path, name: str) -> WheelhouseSpec:
 
 def options_of(index: Path, name: str) -> tuple[str, ...]:
     options = SCENARIOS[name][1]
-    return (*options, str(index / "links")) if options == OFFLINE else options
+    return (*options, str(index / "links")) if options[-1] == "--find-links" else options
 
 
 @pytest.fixture(scope="module")
@@ -250,9 +261,40 @@ def test_fails_when_the_index_cannot_be_reached_and_says_the_cache_would_serve(
     built: Built,
 ) -> None:
     assert re.search(
-        r"needs the package index once.*could not reach it; later synths",
+        r"needs the package index once .*; later synths of the same requirements use the cache",
         message(built, "unreachable"),
     ), message(built, "unreachable")
+
+
+@pytest.mark.parametrize("scenario", ["unreachable", "unreachable-no-retries"])
+def test_fails_naming_the_network_not_a_package_when_the_index_is_down(
+    built: Built, scenario: str
+) -> None:
+    error = built[scenario]
+    assert isinstance(error, WheelhouseError)
+    assert (error.network, error.requirement) == (True, None)
+    text = str(error)
+    assert text.startswith("could not reach the package index (network)"), text
+    assert "has no wheel" not in text
+    assert "ERROR: Could not find a version that satisfies the requirement pure" in text
+
+
+def test_the_network_is_named_from_pips_log_when_pip_does_not_retry(built: Built) -> None:
+    assert re.search(
+        r"pip said:\nCould not fetch URL http://127\.0\.0\.1:9/simple/pure/: connection error",
+        message(built, "unreachable-no-retries"),
+    ), message(built, "unreachable-no-retries")
+
+
+def test_a_version_missing_from_an_index_that_answered_is_the_packages_problem(
+    built: Built,
+) -> None:
+    error = built["no-version-one-index-down"]
+    assert isinstance(error, WheelhouseError)
+    assert (error.network, error.requirement) == (False, "pure")
+    text = str(error)
+    assert text.startswith("pure==2.0 has no wheel for CPython 3.12"), text
+    assert "(pip could not reach one index, though: Could not fetch URL" in text
 
 
 @pytest.mark.parametrize("architecture", wheelhouse.ARCHITECTURES)

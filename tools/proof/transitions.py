@@ -57,7 +57,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:  # run as a script: `python tools/proof/transitions.py`
     sys.path.insert(0, str(REPO))
-from gunicorn_alb import rendering  # noqa: E402
+from gunicorn_alb import delivery  # noqa: E402
 from tools import instance_files  # noqa: E402
 from tools.proof import proof  # noqa: E402
 
@@ -140,7 +140,7 @@ class Target:
         return {int(pid) for pid in text.split()}
 
     def keepalive(self) -> int:
-        return int(rendering.parse_env(self.coupling.read_text())["GUNICORN_ALB_KEEPALIVE"])
+        return int(delivery.parse_env(self.coupling.read_text())["GUNICORN_ALB_KEEPALIVE"])
 
 
 @dataclass

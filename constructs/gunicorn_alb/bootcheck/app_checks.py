@@ -17,7 +17,7 @@ from pathlib import Path
 from secrets import token_hex
 from typing import Any
 
-from gunicorn_alb import rendering
+from gunicorn_alb import delivery, rendering
 from gunicorn_alb.bootcheck import running
 from gunicorn_alb.bootcheck.checks import Outcome
 from gunicorn_alb.bootcheck.instance import USER_DATA_PATH, USER_DATA_UNIT, Instance
@@ -59,7 +59,7 @@ class SecretValue(rendering.SecretRef):
 
 def fresh_secrets(user_data: str) -> list[SecretValue]:
     """The secrets the user data lists, each with a new random value; none without a list."""
-    listing = rendering.written_file(user_data, rendering.SECRETS_LIST_PATH) or ""
+    listing = delivery.written_file(user_data, rendering.SECRETS_LIST_PATH) or ""
     found = []
     for line in listing.splitlines():
         if line.strip() and not line.startswith("#"):
@@ -112,9 +112,7 @@ def check_app(
     app_source: Path,
 ) -> None:
     user_data = instance.container.read(USER_DATA_PATH)
-    environment = rendering.parse_env(
-        rendering.written_file(user_data, rendering.APP_ENV_PATH) or ""
-    )
+    environment = delivery.parse_env(delivery.written_file(user_data, rendering.APP_ENV_PATH) or "")
     check_secret_reads(outcome, instance, secrets)
     check_environment(outcome, instance, main_pid, secrets, environment)
     check_environment_files(outcome, instance)

@@ -6,17 +6,21 @@ boot's clean-up. ``running.py`` checks the running service.
 
 from __future__ import annotations
 
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gunicorn_alb import instance_logs, rendering
-from gunicorn_alb.bootcheck.instance import USER_DATA_UNIT, Instance
+from gunicorn_alb import delivery, instance_logs, rendering
+from gunicorn_alb.bootcheck.container import ContainerError
+from gunicorn_alb.bootcheck.instance import OUTPUT_LOG, USER_DATA_UNIT, Instance
 
 UNIT = "gunicorn-app.service"
 APP_DIR = "/srv/gunicorn-app"
 COUPLING_ENV_PATH = "/etc/gunicorn-alb/coupling.env"
 DROP_IN_PATH = f"/etc/systemd/system/{UNIT}.d/50-coupling.conf"
+BOOT_ERROR = "gunicorn-alb-boot: error:"
+"""How boot.sh's ``die`` reports the step that failed."""
 
 
 @dataclass
@@ -29,6 +33,14 @@ class Outcome:
     boot_to_signal: float | None = None
     """Seconds from the container's start to the cfn-signal call."""
     total_seconds: float = 0.0
+    health: str | None = None
+    """What the health path answered once the boot signalled (status and the body's start)."""
+    keepalive: int | None = None
+    """The keep-alive a running worker holds (read back from its own settings)."""
+    idle_timeout: int | None = None
+    """The idle timeout the keep-alive is derived from (as the deployment resolves it)."""
+    diagnosis: list[str] = field(default_factory=list)
+    """On failure: the step that failed and the log and journal lines that explain it."""
 
     def check(self, ok: bool, what: str) -> bool:
         self.results.append((bool(ok), what))
@@ -48,6 +60,8 @@ class Outcome:
         lines += [f"   {note}" for note in self.notes]
         lines += [f"   [{'ok' if ok else 'FAIL'}] {what}" for ok, what in self.results]
         signal = "no signal" if self.boot_to_signal is None else f"{self.boot_to_signal:.1f} s"
+        if not self.ok:
+            lines += [f"   {line}" for line in self.diagnosis]
         lines.append(
             f"   {'passed' if self.ok else 'FAILED'}: boot to signal {signal}, "
             f"variant {self.total_seconds:.1f} s" + ("" if self.ok else f" (logs: {self.work})")
@@ -79,6 +93,9 @@ def check_log_group(
     """boot.env's CLOUDWATCH_LOG_GROUP is the name of the stack's log group (a Ref to it, as
     CloudFormation resolves it), which keeps logs a set time and is encrypted with a KMS key."""
     group = boot_env.get("CLOUDWATCH_LOG_GROUP", "")
+    if not group:
+        outcome.notes.append("no CloudWatch Logs group (instance_logs off): no agent, no check")
+        return
     named = [logical_id for logical_id, name in log_groups.items() if name == group]
     resource = template["Resources"].get(named[0], {}) if named else {}
     properties = resource.get("Properties", {})
@@ -126,6 +143,9 @@ def check_calls(outcome: Outcome, calls: list[dict[str, Any]], boot_env: dict[st
     )
     aws = [c for c in boot if c["tool"] == "aws" and c["argv"][:2] == ["s3", "cp"]]
     assets = {"app asset": boot_env["APP_ASSET_URL"]}
+    if boot_env.get("INSTANCE_FILES_URL"):
+        # The user data's own fetch, before the boot script (which it unpacks) exists.
+        assets["instance files"] = boot_env["INSTANCE_FILES_URL"]
     if boot_env.get("WHEELHOUSE_URL"):
         assets["wheelhouse"] = boot_env["WHEELHOUSE_URL"]
     fetched = sorted(f"s3://{c.get('bucket')}/{c.get('key')}" for c in aws if c["exit"] == 0)
@@ -240,15 +260,17 @@ def check_retried(
     )
 
 
-def check_written_files(outcome: Outcome, instance: Instance, idle: int) -> None:
+def check_written_files(outcome: Outcome, instance: Instance, idle: int, keepalive: int) -> None:
     box = instance.container
-    boot_env = rendering.parse_env(box.read(rendering.BOOT_ENV_PATH))
+    boot_env = delivery.parse_env(box.read(rendering.BOOT_ENV_PATH))
     outcome.equal("boot.env IDLE_TIMEOUT_SECONDS", boot_env.get("IDLE_TIMEOUT_SECONDS"), str(idle))
-    coupling = rendering.parse_env(box.read(COUPLING_ENV_PATH))
+    coupling = delivery.parse_env(box.read(COUPLING_ENV_PATH))
     outcome.equal(
-        "coupling.env GUNICORN_ALB_KEEPALIVE", coupling.get("GUNICORN_ALB_KEEPALIVE"), str(idle + 5)
+        "coupling.env GUNICORN_ALB_KEEPALIVE",
+        coupling.get("GUNICORN_ALB_KEEPALIVE"),
+        str(keepalive),
     )
-    drop_in = rendering.parse_env(box.read(DROP_IN_PATH))
+    drop_in = delivery.parse_env(box.read(DROP_IN_PATH))
     graceful = coupling.get("GUNICORN_ALB_GRACEFUL_TIMEOUT", "")
     stop = drop_in.get("TimeoutStopSec", "")
     outcome.check(
@@ -342,3 +364,40 @@ def check_failed_boot(
     )
     left = [p for p in processes(instance) if p[0] in (UNIT, USER_DATA_UNIT)]
     outcome.check(not left, f"nothing of the boot is left running (found: {left})")
+
+
+def diagnose(instance: Instance, lines: int = 15) -> list[str]:
+    """For a failed check: the step that failed (boot.sh's ``die`` message) and the lines that
+    explain it: the end of the boot log, the journal of each failed unit and of Gunicorn's, and
+    the end of Gunicorn's error log. Read while the container still runs; best effort."""
+    found: list[str] = []
+    try:
+        output = instance.output()
+        errors = [
+            line.split(BOOT_ERROR, 1)[1].strip()
+            for line in output.splitlines()
+            if BOOT_ERROR in line
+        ]
+        found.append(
+            "failed step: "
+            + (errors[-1] if errors else "the boot script reported none (see the FAIL lines)")
+        )
+        found += _section(f"the boot log ({OUTPUT_LOG})", output, lines)
+        failed = instance.container.run(
+            ["systemctl", "list-units", "--failed", "--plain", "--no-legend", "--no-pager"]
+        ).stdout
+        units = [line.split()[0] for line in failed.splitlines() if line.strip()]
+        for unit in dict.fromkeys([*units, UNIT]):
+            found += _section(f"journalctl -u {unit}", instance.journal(unit), lines)
+        error_log = instance.container.read(instance_logs.ERROR_LOG)
+        found += _section(f"Gunicorn's error log ({instance_logs.ERROR_LOG})", error_log, lines)
+    except (ContainerError, subprocess.TimeoutExpired, OSError) as error:
+        found.append(f"(the container's logs could not be read: {error})")
+    return found
+
+
+def _section(title: str, text: str, lines: int) -> list[str]:
+    kept = [line for line in text.splitlines() if line.strip()][-lines:]
+    if not kept:
+        return []
+    return [f"{title}, last {len(kept)} line(s):", *(f"   | {line}" for line in kept)]

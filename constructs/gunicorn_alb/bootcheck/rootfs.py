@@ -14,7 +14,6 @@ Standard library only.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -97,6 +96,8 @@ def ensure(log: Log = print) -> Path:
     found = cached()
     if found is not None:
         return found
+    import fcntl  # here: POSIX only, and `gunicorn-alb boot-check` names what a machine lacks first
+
     root = cache_root()
     root.mkdir(parents=True, exist_ok=True)
     with open(root / ".lock", "w") as lock:

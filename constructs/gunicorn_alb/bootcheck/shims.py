@@ -296,6 +296,42 @@ def read_secret(argv: list[str]) -> int:
     return 0
 
 
+def complete_lifecycle_action(argv: list[str]) -> int:
+    """``aws autoscaling complete-lifecycle-action --region R --lifecycle-hook-name H
+    --auto-scaling-group-name G --lifecycle-action-result CONTINUE|ABANDON --instance-id I``
+    (CompleteLifecycleAction; EC2 Auto Scaling API reference): accepted, once, when the instance
+    waits in that group's hook (the config's ``lifecycle_action``: its group, hook and instance;
+    the boot check writes ``Terminated`` into the metadata first); otherwise the API's
+    ValidationError, exit 254. Prints nothing, as the CLI does for this call."""
+    options = _options(argv[2:], {})
+    waiting = config().get("lifecycle_action") or {}
+    state = Path(config()["imds"]["state_file"]) if "imds" in config() else None
+    terminating = (
+        state is not None and state.is_file() and state.read_text().strip() == "Terminated"
+    )
+    done = Path(config()["calls_log"]).parent / "lifecycle-action-completed"
+    matches = (
+        terminating
+        and not done.exists()
+        and options.get("--auto-scaling-group-name") == waiting.get("group")
+        and options.get("--lifecycle-hook-name") == waiting.get("hook")
+        and options.get("--instance-id") == waiting.get("instance")
+        and options.get("--lifecycle-action-result") in ("CONTINUE", "ABANDON")
+    )
+    if not matches:
+        print(
+            "\nAn error occurred (ValidationError) when calling the CompleteLifecycleAction "
+            "operation: No active Lifecycle Action found with instance ID "
+            f"{options.get('--instance-id')}",
+            file=sys.stderr,
+        )
+        record("aws", argv, 254, options=options)
+        return 254
+    done.touch()
+    record("aws", argv, 0, options=options)
+    return 0
+
+
 def aws(argv: list[str]) -> int:
     """``aws s3 cp [--only-show-errors|--quiet|--no-progress] s3://BUCKET/KEY DEST``, served from
     the assets the boot check published (zipped from cdk.out the way cdk-assets zips them), the
@@ -303,6 +339,8 @@ def aws(argv: list[str]) -> int:
     (:func:`read_secret`)."""
     if argv[:1] == ["elbv2"]:
         return elbv2(argv)
+    if argv[:2] == ["autoscaling", "complete-lifecycle-action"]:
+        return complete_lifecycle_action(argv)
     if tuple(argv[:2]) in SECRET_READS:
         return read_secret(argv)
     if argv[:2] != ["s3", "cp"]:

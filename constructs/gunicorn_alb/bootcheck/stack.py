@@ -1,8 +1,8 @@
-"""The stack side of the boot check: ``cdk synth`` of the reference app with the pinned CLI, the
-launch template's user data with its CloudFormation tokens resolved as a deployment would resolve
-them (parameters, pseudo parameters, the VPC's CIDR, the ARNs of load balancers, target groups
-and secrets, the names of SSM parameters), and the file assets put where ``cdk deploy`` would
-upload them (the ``aws s3 cp`` stand-in serves them from there).
+"""The stack side of the boot check: the user data of a synthesized stack's launch template
+(``assembly.py`` reads the cloud assembly) with its CloudFormation tokens resolved as a deployment
+would resolve them (parameters, pseudo parameters, the VPC's CIDR, the ARNs of load balancers,
+target groups and secrets, the names of SSM parameters), and the file assets put where ``cdk
+deploy`` would upload them (the ``aws s3 cp`` stand-in serves them from there).
 """
 
 from __future__ import annotations
@@ -10,10 +10,8 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-import os
 import platform
 import re
-import shlex
 import shutil
 import subprocess
 import sys
@@ -23,10 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gunicorn_alb import rendering
+from gunicorn_alb import delivery
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[2]
 
 # What the stack would get from CloudFormation in the boot check's imaginary deployment.
 REGION = "eu-west-1"
@@ -34,92 +31,21 @@ ACCOUNT = "123456789012"
 PARTITION = "aws"
 URL_SUFFIX = "amazonaws.com"
 
-SYNTH_TIMEOUT_SECONDS = 600
-
 
 class BootCheckError(Exception):
     """The check cannot run (a missing tool, a template it cannot resolve, ...)."""
 
 
-# --- Synthesis ----------------------------------------------------------------------------------
-
-
 @dataclass(frozen=True)
 class Synth:
+    """One synthesized stack of a cloud assembly (``assembly.load``)."""
+
     outdir: Path
     stack_name: str
     template: dict[str, Any]
     assets: dict[str, Any]
-
-
-def synth_command(context: dict[str, str], outdir: Path) -> list[str]:
-    """`npx cdk synth` of the reference app with the pinned CLI, into ``outdir``."""
-    command = ["npx", "cdk", "synth", "--no-notices", "--quiet", "-o", str(outdir)]
-    for key, value in sorted(context.items()):
-        command += ["-c", f"{key}={value}"]
-    return command
-
-
-def synth_env() -> dict[str, str]:
-    """The pinned CLI and Node 22 first on PATH, and no AWS credentials."""
-    return {
-        **os.environ,
-        "PATH": f"{ROOT / 'node_modules/.bin'}:{ROOT / '.venv/bin'}:{os.environ.get('PATH', '')}",
-        "JSII_NODE": str(ROOT / "node_modules/.bin/node"),
-        "CDK_DISABLE_CLI_TELEMETRY": "true",
-        # No AWS account anywhere: synth must not need credentials.
-        "AWS_ACCESS_KEY_ID": "",
-        "AWS_SECRET_ACCESS_KEY": "",
-        "AWS_PROFILE": "",
-        "AWS_EC2_METADATA_DISABLED": "true",
-    }
-
-
-def synthesize(contexts: Mapping[str, dict[str, str]], work: Path) -> dict[str, Synth]:
-    """``cdk synth`` once per context (``-c`` values by a key), in parallel; keyed the same."""
-    started: dict[str, tuple[subprocess.Popen[str], Path, list[str]]] = {}
-    for key, context in contexts.items():
-        outdir = work / f"cdk.out-{re.sub(r'[^A-Za-z0-9]+', '-', key)}"
-        command = synth_command(context, outdir)
-        process = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env=synth_env(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        started[key] = (process, outdir, command)
-    synths = {}
-    for key, (process, outdir, command) in started.items():
-        try:
-            output, _ = process.communicate(timeout=SYNTH_TIMEOUT_SECONDS)
-        except BaseException:
-            for other, _, _ in started.values():
-                other.kill()
-            raise
-        if process.returncode != 0:
-            raise BootCheckError(
-                f"`{shlex.join(command)}` failed (exit {process.returncode}):\n{output[-3000:]}"
-            )
-        synths[key] = _load_synth(outdir)
-    return synths
-
-
-def _load_synth(outdir: Path) -> Synth:
-    manifest = json.loads((outdir / "manifest.json").read_text())
-    stacks = [
-        (artifact_id, artifact)
-        for artifact_id, artifact in manifest["artifacts"].items()
-        if artifact["type"] == "aws:cloudformation:stack"
-    ]
-    if len(stacks) != 1:
-        raise BootCheckError(f"expected one stack in {outdir}, found {[s for s, _ in stacks]}")
-    artifact_id, artifact = stacks[0]
-    properties = artifact["properties"]
-    template = json.loads((outdir / properties["templateFile"]).read_text())
-    assets = json.loads((outdir / f"{artifact_id}.assets.json").read_text())
-    return Synth(outdir, properties.get("stackName", artifact_id), template, assets)
+    launch_template: str | None = None
+    """The logical id of the service's launch template (None: the stack's only one)."""
 
 
 # --- CloudFormation token substitution ----------------------------------------------------------
@@ -329,6 +255,7 @@ def resolve_user_data(synth: Synth, parameters: dict[str, str]) -> UserData:
         logical_id: resource
         for logical_id, resource in synth.template["Resources"].items()
         if resource["Type"] == "AWS::EC2::LaunchTemplate"
+        and synth.launch_template in (None, logical_id)
     }
     if len(templates) != 1:
         raise BootCheckError(f"expected one AWS::EC2::LaunchTemplate, found {sorted(templates)}")
@@ -351,7 +278,7 @@ def resolve_user_data(synth: Synth, parameters: dict[str, str]) -> UserData:
 
 def heredoc(user_data: str, path: str) -> str:
     """The content the user data writes to PATH with ``cat > PATH <<'END'``."""
-    content = rendering.written_file(user_data, path)
+    content = delivery.written_file(user_data, path)
     if content is None:
         raise BootCheckError(f"the user data does not write {path} with a quoted heredoc")
     return content

@@ -72,6 +72,7 @@ boto3.
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import Any
 
 # Each public name and the module that owns it (loaded on first use).
@@ -116,13 +117,26 @@ _EXPORTS = {
     "to_json": "report",
     "to_text": "report",
 }
-__all__ = sorted([*_EXPORTS, "main"])
+__all__ = sorted([*_EXPORTS, "MISSING_BOTO3", "main"])
+
+
+MISSING_BOTO3 = (
+    "gunicorn-alb-doctor: it reads the live fleet with boto3, which is not installed; install the "
+    "doctor's extra: pip install 'cdk-gunicorn-alb[doctor]'"
+)
+"""What the command says when boto3 is missing (the construct does not need it: an extra)."""
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``gunicorn-alb-doctor`` (:func:`gunicorn_alb.doctor.cli.main`)."""
-    from gunicorn_alb.doctor.cli import main as run_cli
-
+    """Entry point of ``gunicorn-alb-doctor`` (:func:`gunicorn_alb.doctor.cli.main`); exit code 2
+    with ``MISSING_BOTO3`` on stderr when boto3 is not installed."""
+    try:
+        from gunicorn_alb.doctor.cli import main as run_cli
+    except ModuleNotFoundError as error:
+        if (error.name or "").split(".")[0] not in ("boto3", "botocore"):
+            raise
+        print(MISSING_BOTO3, file=sys.stderr)
+        return 2
     return run_cli(argv)
 
 

@@ -2,6 +2,6 @@
 
 import sys
 
-from gunicorn_alb.doctor.cli import main
+from gunicorn_alb.doctor import main  # says how to install boto3 when it is missing
 
 sys.exit(main())

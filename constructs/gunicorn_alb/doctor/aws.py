@@ -38,6 +38,7 @@ PERMISSIONS: dict[str, str] = {
     "DescribeLaunchConfigurations": "autoscaling:DescribeLaunchConfigurations",
     "DescribeLaunchTemplateVersions": "ec2:DescribeLaunchTemplateVersions",
     "GetMetricData": "cloudwatch:GetMetricData",
+    "GetObject": "s3:GetObject",
 }
 """The API calls the doctor makes, and the IAM action each needs (all read-only)."""
 
@@ -74,6 +75,7 @@ class Aws:
     autoscaling: Any
     ec2: Any
     cloudwatch: Any
+    s3: Any
 
 
 def connect(region: str | None, profile: str | None) -> Aws:
@@ -94,6 +96,7 @@ def connect(region: str | None, profile: str | None) -> Aws:
         autoscaling=client("autoscaling"),
         ec2=client("ec2"),
         cloudwatch=client("cloudwatch"),
+        s3=client("s3"),
     )
 
 

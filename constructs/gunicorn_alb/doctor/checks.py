@@ -11,7 +11,7 @@ from __future__ import annotations
 import ast
 import re
 
-from gunicorn_alb import rendering, timeouts
+from gunicorn_alb import delivery, rendering, timeouts
 from gunicorn_alb.doctor.model import (
     AsgReport,
     Finding,
@@ -95,7 +95,9 @@ def _read_boot_env(report: Report, lb: str, asg: AsgReport, env: dict[str, str])
     asg.stop_timeout = booted.stop_timeout
 
 
-def _read_gunicorn_conf(report: Report, lb: str, asg: AsgReport, conf: str | None) -> None:
+def _read_gunicorn_conf(
+    report: Report, lb: str, asg: AsgReport, conf: str | None, hint: str
+) -> None:
     settings = parse_gunicorn_conf(conf or "")
     worker, threads = settings.get("worker_class"), settings.get("threads")
     recycle, jitter = settings.get("max_requests"), settings.get("max_requests_jitter")
@@ -108,17 +110,22 @@ def _read_gunicorn_conf(report: Report, lb: str, asg: AsgReport, conf: str | Non
         report.cannot(
             lb,
             asg.name,
-            f"{rendering.GUNICORN_CONF_PATH} in the user data does not set "
-            f"{', '.join(missing)} literally: not checked",
+            f"{rendering.GUNICORN_CONF_PATH} (in the user data or its instance files) does not "
+            f"set {', '.join(missing)} literally: not checked{hint}",
         )
 
 
 def read_instance_settings(
-    report: Report, lb: str, asg: AsgReport, user_data: str, hint: str = ""
+    report: Report,
+    lb: str,
+    asg: AsgReport,
+    user_data: str,
+    hint: str = "",
+    archive: bytes | None = None,
 ) -> None:
-    """What the construct's user data says the instances run; undetermined without it
-    (``hint``: what to check by hand then)."""
-    boot_env = rendering.written_file(user_data, rendering.BOOT_ENV_PATH)
+    """What the construct's user data (and ``archive``, the InstanceFiles asset it fetches) says
+    the instances run; undetermined without it (``hint``: what to check by hand then)."""
+    boot_env = delivery.written_file(user_data, rendering.BOOT_ENV_PATH)
     if boot_env is None:
         report.cannot(
             lb,
@@ -129,14 +136,15 @@ def read_instance_settings(
         )
         return
     asg.made_by_construct = True
-    env = rendering.parse_env(boot_env)
+    env = delivery.parse_env(boot_env)
+    agent = delivery.written_file(user_data, rendering.COUPLING_AGENT_PATH, archive) is not None
+    # Instance files (INSTANCE_FILES_URL) hold the agent whenever boot.env names a target group.
     asg.coupling_agent = bool(env.get("TARGET_GROUP_ARN")) and (
-        rendering.written_file(user_data, rendering.COUPLING_AGENT_PATH) is not None
+        agent or bool(env.get("INSTANCE_FILES_URL"))
     )
     _read_boot_env(report, lb, asg, env)
-    _read_gunicorn_conf(
-        report, lb, asg, rendering.written_file(user_data, rendering.GUNICORN_CONF_PATH)
-    )
+    conf = delivery.written_file(user_data, rendering.GUNICORN_CONF_PATH, archive)
+    _read_gunicorn_conf(report, lb, asg, conf, hint)
 
 
 # --- Checks ----------------------------------------------------------------------------------

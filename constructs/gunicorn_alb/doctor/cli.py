@@ -12,6 +12,7 @@ import argparse
 import json
 import re
 import sys
+import textwrap
 from collections.abc import Callable
 
 from gunicorn_alb.doctor import probe
@@ -26,6 +27,8 @@ WINDOW_MAX_SECONDS = 15 * 86400
 Command = Callable[[list[str]], int]
 SUBCOMMANDS: dict[str, Command] = {"probe": probe.main}
 """``gunicorn-alb-doctor NAME ARGS...`` runs ``SUBCOMMANDS[NAME](ARGS)``, the exit code."""
+SUBCOMMAND_PARSERS: dict[str, Callable[[], argparse.ArgumentParser]] = {"probe": probe.build_parser}
+"""Each subcommand's parser, for the fleet check's ``--help``."""
 
 
 def parse_window(text: str) -> tuple[str, int]:
@@ -46,7 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Check a deployed ALB + Gunicorn fleet: keep-alive above the live idle "
         "timeout, worker class, max_requests jitter, drain order, ELB 502/504 counts.",
-        epilog="Exit codes: 0 healthy, 1 findings, 2 usage or AWS access errors.",
+        epilog=_subcommands_help()
+        + "\n\nExit codes: 0 healthy, 1 findings, 2 usage or AWS access errors.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--stack", help="CloudFormation stack name: checks each ALB in it")
@@ -64,6 +69,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--strict", action="store_true", help="exit 1 when anything could not be determined"
     )
     return parser
+
+
+def _subcommands_help() -> str:
+    """The other commands (:data:`SUBCOMMANDS`), each with its usage and description."""
+    lines = ["other commands:"]
+    for name in SUBCOMMANDS:
+        parser = SUBCOMMAND_PARSERS[name]()
+        usage = " ".join(parser.format_usage().removeprefix("usage:").split())
+        lines += textwrap.wrap(
+            usage, 88, initial_indent="  ", subsequent_indent="      ", break_on_hyphens=False
+        )
+        lines += textwrap.wrap(
+            parser.description or "", 88, initial_indent="    ", subsequent_indent="    "
+        )
+        lines.append(f"    (see {PROG} {name} --help)")
+    return "\n".join(lines)
 
 
 def _fail(message: str) -> int:

@@ -14,7 +14,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError  # type: ignore[import-untyped]
 
-from gunicorn_alb import timeouts
+from gunicorn_alb import delivery, timeouts
 from gunicorn_alb.doctor.aws import Aws, _error_code, _error_text, _pages
 from gunicorn_alb.doctor.checks import (
     ELB_METRICS,
@@ -31,6 +31,7 @@ from gunicorn_alb.doctor.model import (
     Report,
     TargetGroupReport,
 )
+from gunicorn_alb.rendering import BOOT_ENV_PATH
 
 IDLE_TIMEOUT_KEY = "idle_timeout.timeout_seconds"
 DEREGISTRATION_DELAY_KEY = "deregistration_delay.timeout_seconds"
@@ -220,6 +221,20 @@ def _user_data(aws: Aws, group: dict[str, Any], asg: AsgReport) -> tuple[str | N
     return None, "no launch template or launch configuration"
 
 
+def _instance_files(aws: Aws, user_data: str) -> tuple[bytes | None, str]:
+    """The InstanceFiles asset the construct's user data fetches (boot.env's
+    ``INSTANCE_FILES_URL``), and its URL; None when it names none or S3 refuses it."""
+    boot_env = delivery.parse_env(delivery.written_file(user_data, BOOT_ENV_PATH) or "")
+    url = boot_env.get("INSTANCE_FILES_URL", "")
+    bucket, _, key = url.removeprefix("s3://").partition("/")
+    if not url.startswith("s3://") or not key:
+        return None, url
+    try:
+        return aws.s3.get_object(Bucket=bucket, Key=key)["Body"].read(), url
+    except ClientError:
+        return None, url
+
+
 # --- CloudWatch ------------------------------------------------------------------------------
 
 
@@ -269,7 +284,10 @@ def inspect_asg(
     if user_data is None:
         report.cannot(lb.name, asg.name, f"no readable user data ({source}){hint}")
     else:
-        read_instance_settings(report, lb.name, asg, user_data, hint)
+        archive, url = _instance_files(aws, user_data)
+        if url and archive is None:
+            hint = f" (s3:GetObject on its instance files, {url}, was refused){hint}"
+        read_instance_settings(report, lb.name, asg, user_data, hint, archive)
     return asg
 
 

@@ -1,0 +1,5 @@
+import sys
+
+from tools.bootcheck.reference import main
+
+sys.exit(main())
