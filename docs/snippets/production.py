@@ -26,7 +26,7 @@ class ProductionStack(cdk.Stack):
             ],
         )
         isolated = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
-        PrivateEndpoints(self, "Endpoints", vpc=vpc, subnets=isolated)
+        endpoints = PrivateEndpoints(self, "Endpoints", vpc=vpc, subnets=isolated)
         # --8<-- [end:isolated]
         # --8<-- [start:service]
         db_secret = secretsmanager.Secret.from_secret_name_v2(self, "Db", "prod/db")
@@ -57,6 +57,9 @@ class ProductionStack(cdk.Stack):
             # --8<-- [end:pinned]
         )
         # --8<-- [end:service]
+        # --8<-- [start:endpoints-first]
+        service.auto_scaling_group.node.add_dependency(endpoints)  # no instance before its endpoints
+        # --8<-- [end:endpoints-first]
         cdk.Annotations.of(self).acknowledge_warning("gunicorn-alb:http-only", "an example")
         cdk.CfnOutput(self, "GroupName", value=service.auto_scaling_group.auto_scaling_group_name)
         my_deploy_502_alarm = cloudwatch.Alarm(

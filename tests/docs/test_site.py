@@ -62,10 +62,16 @@ def test_every_construct_warning_id_is_documented() -> None:
 
 
 def _advisory_ids() -> set[str]:
-    from gunicorn_alb import capacity, instance_logs, timeouts
+    import tempfile
+
+    from gunicorn_alb import app_validation, capacity, instance_logs, timeouts
 
     found = {i for i, _ in capacity.spot_advisories(100, 3600)}
     uvicorn = "uvicorn_worker.UvicornWorker"
     found |= {i for i, _ in instance_logs.access_log_advisories(uvicorn, True)}
     model = timeouts.derive_timeouts(60, max_requests=1000, max_requests_jitter=50)
-    return found | {i for i, _ in model.advisories}
+    found |= {i for i, _ in model.advisories}
+    with tempfile.TemporaryDirectory() as app:  # a star import: the target cannot be read
+        (Path(app) / "app.py").write_text("from elsewhere import *\n")
+        found |= {i for i, _ in app_validation.check_target_defined([], Path(app), "app:app")}
+    return found

@@ -31,7 +31,7 @@ def test_keepalive_is_idle_plus_margin(idle: int, margin: int, keepalive: int) -
 
 
 def test_every_rule_holds_for_every_idle_timeout() -> None:
-    """Exhaustive over 1..4000 s and several margins: the orderings the README promises."""
+    """Exhaustive over 1..4000 s and several margins: the orderings docs/deploying.md promises."""
     for margin in (1, 5, 30):
         for idle in range(timeouts.IDLE_TIMEOUT_MIN, timeouts.IDLE_TIMEOUT_MAX + 1):
             c = derive_timeouts(idle, keepalive_margin=margin)
