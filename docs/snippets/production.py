@@ -58,7 +58,7 @@ class ProductionStack(cdk.Stack):
         )
         # --8<-- [end:service]
         # --8<-- [start:endpoints-first]
-        service.auto_scaling_group.node.add_dependency(endpoints)  # no instance before its endpoints
+        service.auto_scaling_group.node.add_dependency(endpoints)  # no instance before them
         # --8<-- [end:endpoints-first]
         cdk.Annotations.of(self).acknowledge_warning("gunicorn-alb:http-only", "an example")
         cdk.CfnOutput(self, "GroupName", value=service.auto_scaling_group.auto_scaling_group_name)
