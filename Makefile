@@ -11,17 +11,19 @@ export JSII_NODE := $(CURDIR)/node_modules/.bin/node
 export CDK_DISABLE_CLI_TELEMETRY := true
 # OS tools the runtime tests use: shellcheck (lint), systemd-analyze (unit verification),
 # bwrap and curl (sandboxes: unit verification), nginx (the proof's stand-in ALB),
-# systemd-nspawn, nsenter and mmdebstrap (the boot check's container and its root filesystem).
+# systemd-nspawn, nsenter and mmdebstrap (the boot check's container and its root filesystem),
+# chromium (the docs site opened headless: tests/docs/test_browser.py).
 SYSTEM_TOOLS := shellcheck:shellcheck systemd-analyze:systemd bwrap:bubblewrap curl:curl nginx:nginx \
-	systemd-nspawn:systemd-container nsenter:util-linux mmdebstrap:mmdebstrap
+	systemd-nspawn:systemd-container nsenter:util-linux mmdebstrap:mmdebstrap chromium:chromium
 
-.PHONY: setup synth test lint bench render boot-check boot-time bootcheck-rootfs proof integ integ-snapshot clean system-tools
+.PHONY: setup synth test docs docs-check lint bench render boot-check boot-time bootcheck-rootfs proof integ integ-snapshot clean system-tools
 
 setup: $(VENV)/.installed node_modules/.installed system-tools
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-docs.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-dev.txt \
+		-r requirements-docs.txt
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -44,6 +46,19 @@ synth: setup
 
 test: setup bootcheck-rootfs
 	$(PY) -m pytest
+
+# The docs site (MkDocs, Material, mkdocstrings) built strictly into build/site: a warning, a
+# broken link or anchor, or a missing snippet fails it. make test builds it too
+# (tests/docs/test_site.py) and runs every snippet.
+export NO_MKDOCS_2_WARNING := 1
+docs: setup
+	$(VENV)/bin/mkdocs build --strict --quiet
+	@echo "built the docs site into build/site/ (open build/site/index.html)"
+
+# Opens every page of the built site in headless Chromium (Debian's chromium, offline): no console
+# errors, every diagram rendered. make test runs the same check (tests/docs/test_browser.py).
+docs-check: docs
+	$(PY) -m tools.docs.browser_check build/site
 
 # Lint: ruff (also run by the test suite) and mypy --strict (about a minute: aws-cdk-lib is large).
 lint: setup

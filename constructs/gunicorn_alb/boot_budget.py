@@ -4,7 +4,7 @@ spends it. Pure Python, no CDK import; part of the timeout model (:mod:`gunicorn
 The boot script (``userdata/boot.sh``) receives the install budget, the health wait, the signal
 budget and the retry settings in ``boot.env`` and enforces each with a deadline; the construct
 uses the signal timeout for the creation policy and the budget's total as the health-check grace
-period. Rules (ids as in the README table):
+period. Rules (ids as in docs/deploying.md's coupled-values table):
 
 ``boot-within-signal-timeout``
     The boot budget plus the time the boot script may spend signalling CloudFormation fits in the

@@ -212,7 +212,8 @@ def new_auto_scaling_group(
             "size of instance; several types (instance_types, a mixed-instances policy, with "
             "Spot if wanted) are a deliberate choice of the app's owner",
             if_enforced="pass instance_types with two or more types of one size (a "
-            "mixed-instances policy; the README lists types that meet the other controls)",
+            "mixed-instances policy; the docs' Security and compliance page lists types that "
+            "meet the other controls)",
         )
     if props.termination_hook_timeout is not None:
         termination_hook.add_termination_hook(

@@ -83,7 +83,7 @@ class PrivateEndpoints(Construct):
     Cost: the S3 gateway endpoint is free; each interface endpoint is billed per hour in each
     Availability Zone of ``subnets`` (about USD 0.01 an hour per endpoint and zone in us-east-1,
     plus USD 0.01 per GB) where one NAT gateway is USD 0.045 an hour plus USD 0.045 per GB: the
-    seven endpoints in two zones cost about 2.8 times one NAT gateway when idle (the README
+    seven endpoints in two zones cost about 2.8 times one NAT gateway when idle (docs/instances.md
     has the figures). Choose isolated subnets for having no route to the internet, not for cost.
 
     :param scope: the parent construct.

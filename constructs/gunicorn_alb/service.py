@@ -92,7 +92,9 @@ class ApplicationLoadBalancedGunicornService(Construct):
     :param ingress_cidrs: IPv4 CIDRs allowed to reach the listeners.
         Default: - 0.0.0.0/0 when internet-facing, the VPC CIDR when internal
     :param desync_mitigation_mode: ``defensive`` or ``strictest``. Default: - ``defensive``
-    :param deletion_protection: ALB deletion protection. Default: - False
+    :param deletion_protection: ALB deletion protection; with it on, a failed first create
+        cannot delete the load balancer while rolling back (``ROLLBACK_FAILED``): turn it on
+        once the first deploy has succeeded. Default: - False
     :param access_logs: write ALB access logs to S3 (a new bucket unless ``access_logs_bucket``).
         Default: - True
     :param access_logs_bucket: a bucket for the access logs; must use SSE-S3, not KMS.
@@ -107,14 +109,18 @@ class ApplicationLoadBalancedGunicornService(Construct):
         Default: - the sample app shipped with this package
     :param wsgi_app: the app as Gunicorn takes it, relative to ``app_directory``: ``module``,
         ``module:name`` or a factory call ``module:create_app()`` with literal arguments
-        (double-quoted strings, numbers, ``True``/``False``/``None``).
-        Default: - ``app:application``
+        (double-quoted strings, numbers, ``True``/``False``/``None``). The module's source is
+        read at synth (not imported): a name it does not define fails, naming what it defines
+        that looks like an app; what a static read cannot tell (``from x import *``) is the
+        warning ``gunicorn-alb:app-target-unchecked``. Default: - ``app:application``
     :param app_requirements: a requirements file inside ``app_directory`` to ``pip install``.
         Default: - ``requirements.txt`` when the directory has one, else nothing
     :param environment: the app's environment variables; values may be tokens. Names must be
         valid variable names and not ``GUNICORN_*`` nor one the unit or systemd sets
-        (:mod:`gunicorn_alb.app_config`). They reach the app through a root-only file that the
-        systemd unit loads. Default: - none
+        (:mod:`gunicorn_alb.app_config`); values one line, at most 4096 characters each and
+        about 10 KB together (the user data keeps 10240 bytes for them, a token counted as 128
+        bytes). They reach the app through a root-only file that the systemd unit loads.
+        Default: - none
     :param secrets: environment variables whose values the instances read at boot from SSM
         Parameter Store or Secrets Manager (:class:`gunicorn_alb.Secret`) into a root-only file
         the unit loads; the instance role may read exactly these. Default: - none
@@ -187,20 +193,22 @@ class ApplicationLoadBalancedGunicornService(Construct):
         ``termination_command`` and completes the lifecycle action with ``CONTINUE`` (the role may,
         for this group only; the metadata gets the instance's tags, which it reads the group's
         name from). This is the longest the hook holds an instance if the drain cannot complete:
-        at least the stop timeout (with a deploy-time idle timeout, the deregistration delay) +
-        76 s, + 120 s with ``termination_command`` (rule hook-covers-drain). Default: - no hook
+        at least 6 s (the watcher) + the stop timeout (with a deploy-time idle timeout, the
+        deregistration delay + 10 s) + 60 s (the completion), + 120 s with
+        ``termination_command`` (rule hook-covers-drain); 30-7200 s. Default: - no hook
     :param termination_command: the app's clean-up on termination: one line of bash run on a
         terminating instance as the app user, with the app's environment and secrets, after
         Gunicorn has stopped, for at most 120 s; a failure is logged and the instance still
         terminates. Needs ``termination_hook_timeout``. Default: - none
     :param instance_logs: ship Gunicorn's access and error logs and the boot log to a CloudWatch
         Logs log group, one stream per instance, with the CloudWatch agent. Default: - True
-    :param log_retention: how long the log group keeps logs, in whole days that CloudWatch Logs
-        allows (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
-        2557, 2922, 3288 or 3653). Default: - 365 days (Control Tower CT.CLOUDWATCH.PR.2's
-        minimum)
-    :param log_encryption_key: the KMS key that encrypts the log group (its policy must let
-        CloudWatch Logs use it). Default: - a new customer-managed key with rotation
+    :param log_retention: needs ``instance_logs``; how long the log group keeps logs, in whole
+        days that CloudWatch Logs allows (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400,
+        545, 731, 1096, 1827, 2192, 2557, 2922, 3288 or 3653). Default: - 365 days (Control
+        Tower CT.CLOUDWATCH.PR.2's minimum)
+    :param log_encryption_key: needs ``instance_logs``; the KMS key that encrypts the log group
+        (its policy must let CloudWatch Logs use it). Default: - a new customer-managed key with
+        rotation
     """
 
     timeouts: CoupledTimeouts

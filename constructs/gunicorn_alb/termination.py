@@ -16,7 +16,7 @@ LifecycleActionResult, InstanceId; EC2 Auto Scaling API reference), retried with
 in the metadata): a Ref to the group inside its own launch template's user data would be a
 circular dependency.
 
-Rule (id as in the README table):
+Rule (id as in docs/deploying.md's coupled-values table):
 
 ``hook-covers-drain``
     ``termination_hook_timeout`` >= the watcher's period + the stop timeout (systemd's bound on

@@ -6,7 +6,7 @@ into resources, and the boot script (``userdata/boot.sh``) repeats the idle-depe
 shell arithmetic when the idle timeout is a deploy-time parameter. Tests hold the two to the same
 results.
 
-The rules (ids appear in error messages and in the README table):
+The rules (ids appear in error messages and in docs/deploying.md's coupled-values table):
 
 ``keepalive-exceeds-idle``
     Gunicorn ``keepalive`` = idle timeout + margin, margin >= 1 s, so Gunicorn never closes an idle

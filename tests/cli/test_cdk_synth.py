@@ -50,7 +50,7 @@ def test_cli_synth_couples_the_context_idle_timeout(cli_synths) -> None:  # type
 
 def test_cli_synth_carries_ten_environment_values_of_1000_characters(cli_synths) -> None:  # type: ignore[no-untyped-def]
     """`-c environmentFile=long_environment.json` (the boot check's context-120 variant): the
-    README's environment budget holds them, and the user data carries them."""
+    environment budget (docs/your-app.md) holds them, and the user data carries them."""
     synth = _synth_of(cli_synths, "context-120")
     user_data = stack.resolve_user_data(synth, {}).text
     app_env = delivery.parse_env(delivery.written_file(user_data, rendering.APP_ENV_PATH) or "")

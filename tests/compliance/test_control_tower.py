@@ -164,7 +164,7 @@ def test_a_mixed_group_meets_the_instance_type_controls() -> None:
     """With two Nitro types that encrypt traffic between instances (m6i, m7i), the group meets
     CT.AUTOSCALING.PR.6 (several types: no acknowledgement any more), PR.10 (Nitro overrides) and
     PR.11 (in-transit encryption); t3/t3a fail PR.11 only: the types are the app owner's choice,
-    so the construct does not acknowledge it (the README says which types meet it)."""
+    so the construct does not acknowledge it (docs/security.md says which types meet it)."""
     failing, acknowledged = _mixed_stack_findings(["m6i.large", "m7i.large"])
     assert failing == set()
     assert "autoscaling_mixed_instances_policy_multiple_instance_types_check" not in acknowledged

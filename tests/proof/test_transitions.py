@@ -30,9 +30,9 @@ def test_the_generated_setup_loses_no_request_in_any_transition(tmp_path: Path) 
             recycling.transition,
         ):
             assert setup.failed == 0, f"{setup.transition}: requests lost\n{report}"
-    # Documented behaviour (README, "Live coupling"): a stopping worker closes its idle kept-alive
-    # connections after Gunicorn's fixed 2 s linger, so a request sent on one in that same
-    # millisecond is lost; at most one per worker restart, and none from any other cause.
+    # Documented behaviour (docs/deploying.md, "Live coupling"): a stopping worker closes its
+    # idle kept-alive connections after Gunicorn's fixed 2 s linger, so a request sent on one in
+    # that same millisecond is lost; at most one per worker restart, and none from any other cause.
     assert recycling.failed <= transitions.restarts(recycling), (
         f"worker recycling lost more requests than it restarted workers\n{report}"
     )

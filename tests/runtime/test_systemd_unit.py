@@ -61,7 +61,7 @@ def test_unit_passes_systemd_analyze_verify(require, tmp_path: Path) -> None:  #
 
 
 def test_unit_exposure_stays_low(require, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    """`systemd-analyze security`: the README records 1.5; fail if hardening slips above 2.0."""
+    """`systemd-analyze security`: docs/security.md records 1.4; fail above 2.0."""
     result = _verify(
         require, tmp_path, rendering.render_unit(config()),
         "systemd-analyze", "security", "--offline=true",

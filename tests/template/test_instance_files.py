@@ -69,7 +69,7 @@ def test_a_changed_shipped_file_changes_the_user_data(two_services) -> None:  # 
 
 
 def test_ten_environment_values_of_1000_characters_synthesize(two_services) -> None:  # type: ignore[no-untyped-def]
-    """The README's budget for environment (10 KB) holds ten values of 1000 characters."""
+    """The environment budget (10 KB, docs/your-app.md) holds ten values of 1000 characters."""
     _, user_data = two_services
     app_env = delivery.parse_env(
         delivery.written_file(user_data["Two"], rendering.APP_ENV_PATH) or ""

@@ -15,7 +15,12 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk.assertions import Match
 
 from gunicorn_alb import ApplicationLoadBalancedGunicornService, rendering, wheelhouse
-from gunicorn_alb.network import AL2023_REPOSITORY_BUCKET, INTERFACE_ENDPOINTS, SSM_AGENT_BUCKETS
+from gunicorn_alb.network import (
+    AL2023_REPOSITORY_BUCKET,
+    INTERFACE_ENDPOINTS,
+    SSM_AGENT_BUCKETS,
+    TERMINATION_HOOK_ENDPOINTS,
+)
 from stacks.gunicorn_service_stack import GunicornServiceStack
 from tests.helpers import env_value, new_app, new_stack, user_data_text
 
@@ -212,14 +217,22 @@ def test_no_endpoint_for_cloudwatch_metrics(isolated: assertions.Template) -> No
     assert ".monitoring" not in names and ".logs" in names
 
 
-def test_the_readme_prices_the_endpoints_the_variant_has(root: Path) -> None:
-    """The README's cost table counts the interface endpoints there are (0.01 USD per endpoint
-    and zone-hour, us-east-1), so an endpoint added or removed updates the figure."""
-    count = len(INTERFACE_ENDPOINTS)
-    monthly = count * 2 * 0.01 * 730
-    row = f"| the reference variant's {count} interface endpoints x 2 AZs | "
-    readme = (root / "README.md").read_text()
-    assert row in readme and f"| {monthly:.2f} USD |" in readme.split(row)[1].splitlines()[0]
+def test_the_docs_price_the_endpoints_the_variant_has(root: Path) -> None:
+    """docs/instances.md's cost table counts the interface endpoints there are (0.01 USD per
+    endpoint and zone-hour, us-east-1), without and with the termination hook's endpoints, so an
+    endpoint added or removed updates the figure."""
+    page = (root / "docs" / "instances.md").read_text()
+    without_hook = len(INTERFACE_ENDPOINTS)
+    with_hook = without_hook + len(TERMINATION_HOOK_ENDPOINTS)
+    for count, label in (
+        (without_hook, "the reference variant's"),
+        (with_hook, "with a termination hook,"),
+    ):
+        row = f"| {label} {count} interface endpoints x 2 AZs | "
+        assert row in page, row
+        cells = page.split(row)[1].splitlines()[0]
+        assert f"{count} x 2 x 0.01 = {count * 2 * 0.01:.2f} USD" in cells, cells
+        assert f"| {count * 2 * 0.01 * 730:.2f} USD |" in cells, cells
 
 
 def test_the_reference_stack_pins_the_image_per_region() -> None:

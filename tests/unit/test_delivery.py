@@ -127,7 +127,7 @@ def _worst_case(environment: tuple[tuple[str, str], ...] = ()) -> rendering.Inst
 
 
 def test_environment_has_its_budget_with_every_other_feature_at_its_largest() -> None:
-    """The README states the budget: 10 KB of environment always fits EC2's 16 KB."""
+    """docs/your-app.md states the budget: 10 KB of environment always fits EC2's 16 KB."""
     without = delivery.user_data_size_estimate(delivery.render_user_data(_worst_case()))
     assert without + delivery.ENVIRONMENT_BUDGET <= delivery.USER_DATA_LIMIT, without
     assert delivery.ENVIRONMENT_BUDGET == 10 * 1024

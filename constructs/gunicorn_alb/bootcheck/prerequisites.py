@@ -20,8 +20,8 @@ TOOLS = (
 )
 MMDEBSTRAP = ("mmdebstrap", "mmdebstrap", "builds the Debian 12 root filesystem once per machine")
 CI_POINTER = (
-    'In CI: the README\'s section "Boot check your own stack" has a GitHub Actions job '
-    "(ubuntu-latest, sudo)."
+    'In CI: the docs\' Boot check page (docs/boot-check.md, "Boot check your own stack") has a '
+    "GitHub Actions job (ubuntu-latest, sudo)."
 )
 
 
