@@ -34,6 +34,7 @@ HEALTH_WAIT_SECONDS = BOOT.health_wait
 BOOT_SCRIPT_PATH = "/usr/local/sbin/gunicorn-alb-boot"
 BOOT_ENV_PATH = "/etc/gunicorn-alb/boot.env"
 GUNICORN_CONF_PATH = "/etc/gunicorn-alb/gunicorn.conf.py"
+WORKERS_PATH = "/etc/gunicorn-alb/gunicorn_alb_workers.py"  # beside gunicorn.conf.py, which imports it
 UNIT_PATH = "/etc/systemd/system/gunicorn-app.service"
 COUPLING_AGENT_PATH = "/usr/local/sbin/gunicorn-alb-coupling"
 COUPLING_SERVICE_PATH = "/etc/systemd/system/gunicorn-alb-coupling.service"
@@ -292,6 +293,7 @@ def render_files(config: InstanceConfig) -> dict[str, str]:
     files = {
         BOOT_ENV_PATH: render_boot_env(config),
         GUNICORN_CONF_PATH: render_gunicorn_conf(config),
+        WORKERS_PATH: _resource("gunicorn_alb_workers.py"),
         UNIT_PATH: render_unit(config),
         BOOT_SCRIPT_PATH: strip_comments(boot_script()),
         APP_ENV_PATH: render_app_env(config),
@@ -314,6 +316,7 @@ def render_files(config: InstanceConfig) -> dict[str, str]:
 PACKED_PATHS = (
     BOOT_SCRIPT_PATH,
     GUNICORN_CONF_PATH,
+    WORKERS_PATH,
     instance_logs.AGENT_CONFIG_PATH,
     UNIT_PATH,
     COUPLING_AGENT_PATH,

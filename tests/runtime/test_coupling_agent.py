@@ -127,7 +127,7 @@ def test_agent_recouples_at_once_when_the_idle_timeout_rises(instance: Instance)
     assert instance.coupling == {
         "GUNICORN_ALB_IDLE_TIMEOUT": "120",
         "GUNICORN_ALB_KEEPALIVE": "125",
-        "GUNICORN_ALB_GRACEFUL_TIMEOUT": "60",  # stays as booted
+        "GUNICORN_ALB_GRACEFUL_TIMEOUT": "125",  # follows the keep-alive
     }
     assert (
         "gunicorn-alb-coupling: re-coupled: idle timeout 60 s -> 120 s, keep-alive 65 s -> 125 s"
