@@ -16,7 +16,7 @@ gunicorn.conf.py picks the class with ``worker_for``.
 import asyncio
 import importlib
 
-import gunicorn
+import gunicorn  # noqa: F401  (imported first: a missing Gunicorn fails here)
 
 EXPECTED = {
     "gunicorn": "27.0.1",

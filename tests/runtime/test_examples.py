@@ -148,7 +148,7 @@ def fastapi(
         out, "--worker-class", worker, "--wsgi-app", "main:create_app()", "--env", "APP_STAGE=test"
     )
     conf = (out / "gunicorn.conf.py").read_text()
-    assert f'worker_class = "{worker}"' in conf and "threads = 1" in conf
+    assert f'worker_for("{worker}")' in conf and "threads = 1" in conf
     yield from _serve(
         out / "gunicorn.conf.py", EXAMPLES / "fastapi/app", "main:create_app()",
         {**env, "HEALTH_CHECK_PATH": "/healthz"}, out / "gunicorn.log",

@@ -60,7 +60,7 @@ def test_fails_when_a_value_is_unsafe_for_the_env_file() -> None:
 
 def test_gunicorn_conf_has_the_worker_settings_and_reads_the_coupled_values() -> None:
     text = rendering.render_gunicorn_conf(config(threads=8))
-    assert 'worker_class = "gthread"' in text
+    assert 'worker_class = gunicorn_alb_workers.worker_for("gthread")' in text
     assert "threads = 8" in text
     assert 'keepalive = _coupled["GUNICORN_ALB_KEEPALIVE"]' in text
     # Read from the coupling file at every (re)load: the environment does not change on HUP.
@@ -127,6 +127,7 @@ def test_render_command_writes_the_files_an_instance_receives(tmp_path: Path, ca
         "gunicorn-alb-boot",
         "gunicorn-app.service",
         "gunicorn.conf.py",
+        "gunicorn_alb_workers.py",
         "logrotate.d-gunicorn-app",
         "user-data.sh",
     ]

@@ -1,0 +1,210 @@
+"""gunicorn_alb_workers.py under real Gunicorn, for every worker class the construct accepts: a
+stopping worker (here: the old worker of a reload) keeps its kept-alive connections open past
+Gunicorn's own 2 s linger (an idle one, and one whose response was under way when the stop
+began), answers a request on one with ``Connection: close``, and exits once its peers have
+closed; and the module refuses any other version than the instances install. With Gunicorn's
+own classes the gthread, asgi and uvicorn cases fail (gevent already behaves so)."""
+
+from __future__ import annotations
+
+import http.client
+import importlib.util
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from gunicorn_alb import rendering, timeouts
+
+REPO = Path(__file__).resolve().parents[2]
+WORKERS = REPO / "userdata" / "gunicorn_alb_workers.py"
+# /slow is still running when the stop begins (its headers, for ASGI, already sent).
+WSGI = """import time
+def application(environ, start_response):
+    if environ["PATH_INFO"] == "/slow":
+        time.sleep(1.5)
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "3")])
+    return [b"ok\\n"]
+"""
+ASGI = """import asyncio
+async def application(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    headers = [(b"content-type", b"text/plain"), (b"content-length", b"3")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    if scope["path"] == "/slow":
+        await asyncio.sleep(1.5)
+    await send({"type": "http.response.body", "body": b"ok\\n"})
+"""
+KEEPALIVE = 8  # a stopping worker keeps idle connections this long at most (graceful too)
+
+
+def load_workers() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("gunicorn_alb_workers_under_test", WORKERS)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_versions_are_the_ones_the_instances_install() -> None:
+    workers = load_workers()
+    assert workers.EXPECTED["gunicorn"] == rendering.GUNICORN_VERSION
+    pins = {
+        requirement.split("==")[0].replace("-", "_"): requirement.split("==")[1]
+        for requirements in timeouts.KEEPALIVE_WORKER_CLASSES.values()
+        for requirement in requirements
+    }
+    for name, version in workers.EXPECTED.items():
+        if name != "gunicorn":
+            assert pins[name] == version, name
+    assert set(workers.CLASSES) == set(timeouts.KEEPALIVE_WORKER_CLASSES)
+
+
+def test_fails_when_an_installed_version_is_not_the_one_it_was_written_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import gunicorn
+
+    workers = load_workers()
+    monkeypatch.setattr(gunicorn, "__version__", "27.0.2")
+    with pytest.raises(
+        RuntimeError, match=r"written for gunicorn 27\.0\.1, but gunicorn 27\.0\.2 is installed"
+    ):
+        workers.worker_for("gthread")
+
+
+@pytest.mark.runtime
+def test_gunicorn_refuses_to_boot_with_another_version(tmp_path: Path) -> None:
+    """The master fails at boot (what the journal and the boot check see)."""
+    conf = tmp_path / "gunicorn.conf.py"
+    (tmp_path / "gunicorn_alb_workers.py").write_text(
+        WORKERS.read_text().replace('"gunicorn": "27.0.1"', '"gunicorn": "26.0.0"')
+    )
+    (tmp_path / "app.py").write_text(WSGI)
+    conf.write_text(
+        "import os, sys\nsys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))\n"
+        "import gunicorn_alb_workers\n"
+        "worker_class = gunicorn_alb_workers.worker_for('gthread')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "--config", str(conf), "--chdir", str(tmp_path),
+         "--bind", "127.0.0.1:0", "app:application"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "written for gunicorn 26.0.0, but gunicorn 27.0.1 is installed" in result.stderr
+
+
+def children(pid: int) -> set[int]:
+    try:
+        return {int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+    except OSError:
+        return set()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait(check, limit: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + limit
+    while not check():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+def closed_by_server(conn: http.client.HTTPConnection) -> bool:
+    assert conn.sock is not None
+    return bool(select.select([conn.sock], [], [], 0)[0])
+
+
+def get(conn: http.client.HTTPConnection, path: str = "/") -> http.client.HTTPResponse:
+    conn.request("GET", path)
+    response = conn.getresponse()
+    response.read()
+    return response
+
+
+@pytest.fixture(scope="module")
+def app_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("app")
+    (path / "wsgi_app.py").write_text(WSGI)
+    (path / "asgi_app.py").write_text(ASGI)
+    (path / "gunicorn_alb_workers.py").write_text(WORKERS.read_text())
+    return path
+
+
+@pytest.mark.runtime
+@pytest.mark.parametrize("worker_class", sorted(timeouts.KEEPALIVE_WORKER_CLASSES))
+def test_a_stopping_worker_keeps_idle_connections_until_the_peer_closes_them(
+    worker_class: str, app_dir: Path, tmp_path: Path
+) -> None:
+    if worker_class == "gevent":
+        pytest.importorskip("gevent", reason="gevent is installed on instances that use it")
+    conf = tmp_path / "gunicorn.conf.py"
+    conf.write_text(
+        f"import sys\nsys.path.insert(0, {str(app_dir)!r})\nimport gunicorn_alb_workers\n"
+        f"worker_class = gunicorn_alb_workers.worker_for({worker_class!r})\n"
+        f"workers = 1\nthreads = 2 if {worker_class!r} == 'gthread' else 1\n"
+        f"keepalive = {KEEPALIVE}\ngraceful_timeout = {KEEPALIVE}\ncontrol_socket_disable = True\n"
+    )
+    app = (
+        "asgi_app:application"
+        if worker_class in timeouts.ASGI_WORKER_CLASSES
+        else "wsgi_app:application"
+    )
+    port = free_port()
+    log = (tmp_path / "gunicorn.log").open("wb")
+    master = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--config", str(conf), "--chdir", str(app_dir),
+         "--bind", f"127.0.0.1:{port}", app],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    logs = lambda: (tmp_path / "gunicorn.log").read_text(errors="replace")  # noqa: E731
+    try:
+        wait(lambda: len(children(master.pid)) == 1, 30, f"no worker\n{logs()}")
+        (old,) = children(master.pid)
+        reused, idle = (http.client.HTTPConnection("127.0.0.1", port, timeout=10) for _ in "ab")
+        for _ in range(20):  # the connection may reach the worker before it serves
+            try:
+                assert get(reused).status == 200 and get(idle).status == 200
+                break
+            except (ConnectionError, http.client.HTTPException):
+                reused.close(), idle.close(), time.sleep(0.2)
+        assert reused.sock is not None and idle.sock is not None, logs()
+        reused.request("GET", "/slow")
+        time.sleep(0.5)
+        master.send_signal(signal.SIGHUP)  # new worker, the old one stops gracefully
+        slow = reused.getresponse()
+        slow.read()
+        assert slow.status == 200 and slow.getheader("Connection") != "close", logs()
+        wait(lambda: len(children(master.pid) - {old}) == 1, 30, f"no new worker\n{logs()}")
+        time.sleep(3.0)  # past gthread's own 2 s stop linger
+        assert old in children(master.pid), f"the old worker exited\n{logs()}"
+        assert not closed_by_server(reused) and not closed_by_server(idle), logs()
+        response = get(reused)
+        assert response.status == 200
+        assert (response.getheader("Connection") or "").lower() == "close", logs()
+        assert reused.sock is None  # http.client closes it after "Connection: close"
+        assert not closed_by_server(idle)
+        idle.close()
+        # Every peer closed: the old worker exits well before the graceful timeout.
+        wait(lambda: old not in children(master.pid), KEEPALIVE - 3.5, f"lingered\n{logs()}")
+        fresh = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        assert get(fresh).status == 200
+        fresh.close()
+    finally:
+        os.killpg(master.pid, signal.SIGKILL)
+        master.wait()
+        log.close()
