@@ -112,7 +112,7 @@ def test_bash_honours_overrides_like_the_model(tmp_path: Path) -> None:
         # A parameter-mode stack with a graceful override: checked on the instance.
         (
             "IDLE_TIMEOUT_SECONDS=600 GRACEFUL_TIMEOUT_SECONDS=90",
-            "graceful timeout 90 s must exceed the idle timeout 600 s (rule graceful-outlasts-idle)",
+            "graceful timeout 90 s must exceed the idle timeout 600 s (rule graceful-outlasts-idle",
         ),
         ("STOP_TIMEOUT_SECONDS=65", "stop timeout 65 s must exceed the graceful timeout 65 s"),
     ],
