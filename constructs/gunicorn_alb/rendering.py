@@ -35,7 +35,22 @@ HEALTH_WAIT_SECONDS = BOOT.health_wait
 BOOT_SCRIPT_PATH = "/usr/local/sbin/gunicorn-alb-boot"
 BOOT_ENV_PATH = "/etc/gunicorn-alb/boot.env"
 GUNICORN_CONF_PATH = "/etc/gunicorn-alb/gunicorn.conf.py"
-WORKERS_PATH = "/etc/gunicorn-alb/gunicorn_alb_workers.py"  # gunicorn.conf.py imports it
+WORKER_SUBCLASSES = {
+    "gthread": "gunicorn_alb_gthread.GthreadWorker",
+    "gevent": "gunicorn_alb_gevent.GeventWorker",
+    "asgi": "gunicorn_alb_asgi.AsgiWorker",
+    "uvicorn_worker.UvicornWorker": "gunicorn_alb_uvicorn.UvicornWorker",
+}
+"""The class gunicorn.conf.py runs for each worker class: a subclass whose stop never closes an
+idle kept-alive connection first (``userdata/gunicorn_alb_*.py``, one module per class, shipped
+beside gunicorn.conf.py; each refuses any other version than the instances install)."""
+
+
+def worker_module_path(worker_class: str) -> str:
+    """Where the instance gets the module of ``worker_class``'s subclass."""
+    return f"/etc/gunicorn-alb/{WORKER_SUBCLASSES[worker_class].split('.')[0]}.py"
+
+
 UNIT_PATH = "/etc/systemd/system/gunicorn-app.service"
 COUPLING_AGENT_PATH = "/usr/local/sbin/gunicorn-alb-coupling"
 COUPLING_SERVICE_PATH = "/etc/systemd/system/gunicorn-alb-coupling.service"
@@ -207,6 +222,7 @@ def render_gunicorn_conf(config: InstanceConfig) -> str:
             {
                 "app_port": config.app_port,
                 "worker_class": config.worker_class,
+                "worker_subclass": WORKER_SUBCLASSES[config.worker_class],
                 "threads": config.threads,
                 "workers_per_cpu": config.workers_per_cpu,
                 "max_requests": t.max_requests,
@@ -294,12 +310,13 @@ def render_files(config: InstanceConfig) -> dict[str, str]:
     files = {
         BOOT_ENV_PATH: render_boot_env(config),
         GUNICORN_CONF_PATH: render_gunicorn_conf(config),
-        WORKERS_PATH: strip_python(_resource("gunicorn_alb_workers.py")),
         UNIT_PATH: render_unit(config),
         BOOT_SCRIPT_PATH: strip_comments(boot_script()),
         APP_ENV_PATH: render_app_env(config),
         instance_logs.LOGROTATE_PATH: _resource("gunicorn-app.logrotate"),
     }
+    module = worker_module_path(config.worker_class)
+    files[module] = strip_python(_resource(module.rsplit("/", 1)[1]))
     if config.target_group_arn:
         files[COUPLING_AGENT_PATH] = strip_comments(coupling_agent())
         files[COUPLING_SERVICE_PATH] = _resource("gunicorn-alb-coupling.service")
@@ -317,7 +334,7 @@ def render_files(config: InstanceConfig) -> dict[str, str]:
 PACKED_PATHS = (
     BOOT_SCRIPT_PATH,
     GUNICORN_CONF_PATH,
-    WORKERS_PATH,
+    *(worker_module_path(worker_class) for worker_class in WORKER_SUBCLASSES),
     instance_logs.AGENT_CONFIG_PATH,
     UNIT_PATH,
     COUPLING_AGENT_PATH,

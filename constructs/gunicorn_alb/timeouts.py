@@ -23,10 +23,10 @@ The rules (ids appear in error messages and in the README table):
     when requests are short.
 ``graceful-outlasts-idle``
     Gunicorn ``graceful_timeout`` defaults to the keep-alive (idle timeout + margin) and must
-    exceed the idle timeout. A worker that stops on a live target (a reload, ``max_requests``, a
-    crash's replacement) keeps its idle kept-alive connections open until the ALB closes them,
-    which takes up to the idle timeout (the workers in ``gunicorn_alb_workers.py``); a shorter
-    graceful timeout would close them first, the race the construct removes. At scale-in the ALB
+    exceed the idle timeout. A worker that stops on a live target (a reload, ``max_requests``)
+    keeps its idle kept-alive connections open until the ALB closes them, which takes up to the
+    idle timeout (the worker subclasses in ``userdata/gunicorn_alb_*.py``); a shorter graceful
+    timeout would close them first, the race the construct removes. At scale-in the ALB
     has drained the target (``drain-bounded-by-idle``) before the instance stops, so the stop
     finds no request left to it; the graceful timeout may therefore exceed the delay.
 ``stop-after-graceful``

@@ -38,7 +38,7 @@ def test_the_generated_setup_loses_no_request_in_any_transition(tmp_path: Path) 
     scaled_in = outcome.setup("scale-in", "generated")
     assert scaled_in.window == 0.0, f"connections were pooled at SIGTERM\n{report}"
     # Each transition happened, and more than once.
-    assert transitions.restarts(outcome.setup(transitions.RECYCLING, "generated")) >= 10, report
+    assert outcome.setup(transitions.RECYCLING, "generated").restarts >= 10, report
     assert outcome.setup(transitions.RELOAD, "generated").reloads >= 3, report
     assert outcome.setup(transitions.KILLED, "generated").kills >= lanes, report
     # The control: Gunicorn's defaults lose requests somewhere in the run.

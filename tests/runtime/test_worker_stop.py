@@ -1,14 +1,15 @@
-"""gunicorn_alb_workers.py under real Gunicorn, for every worker class the construct accepts: a
-stopping worker (here: the old worker of a reload) keeps its kept-alive connections open past
-Gunicorn's own 2 s linger (an idle one, and one whose response was under way when the stop
-began), answers a request on one with ``Connection: close``, and exits once its peers have
-closed; and the module refuses any other version than the instances install. With Gunicorn's
-own classes the gthread, asgi and uvicorn cases fail (gevent already behaves so)."""
+"""The worker subclasses (userdata/gunicorn_alb_*.py) under real Gunicorn, for every worker
+class the construct accepts: a stopping worker (here: the old worker of a reload) keeps its
+kept-alive connections open past Gunicorn's own 2 s linger (an idle one, and one whose response
+was under way when the stop began), answers a request on one with ``Connection: close``, and
+exits once its peers have closed; and each module refuses any other version than the instances
+install. With Gunicorn's own classes the gthread, asgi and uvicorn cases fail (gevent already
+behaves so)."""
 
 from __future__ import annotations
 
+import ast
 import http.client
-import importlib.util
 import os
 import select
 import signal
@@ -17,14 +18,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from gunicorn_alb import rendering, timeouts
 
 REPO = Path(__file__).resolve().parents[2]
-WORKERS = REPO / "userdata" / "gunicorn_alb_workers.py"
+USERDATA = REPO / "userdata"
 # /slow is still running when the stop begins (its headers, for ASGI, already sent).
 WSGI = """import time
 def application(environ, start_response):
@@ -46,53 +46,48 @@ async def application(scope, receive, send):
 KEEPALIVE = 8  # a stopping worker keeps idle connections this long at most (graceful too)
 
 
-def load_workers() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("gunicorn_alb_workers_under_test", WORKERS)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def module_of(worker_class: str) -> Path:
+    return USERDATA / f"{rendering.WORKER_SUBCLASSES[worker_class].split('.')[0]}.py"
 
 
 def test_the_versions_are_the_ones_the_instances_install() -> None:
-    workers = load_workers()
-    assert workers.EXPECTED["gunicorn"] == rendering.GUNICORN_VERSION
-    pins = {
-        requirement.split("==")[0].replace("-", "_"): requirement.split("==")[1]
-        for requirements in timeouts.KEEPALIVE_WORKER_CLASSES.values()
-        for requirement in requirements
-    }
-    for name, version in workers.EXPECTED.items():
-        if name != "gunicorn":
-            assert pins[name] == version, name
-    assert set(workers.CLASSES) == set(timeouts.KEEPALIVE_WORKER_CLASSES)
-
-
-def test_fails_when_an_installed_version_is_not_the_one_it_was_written_for(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    import gunicorn
-
-    workers = load_workers()
-    monkeypatch.setattr(gunicorn, "__version__", "27.0.2")
-    with pytest.raises(
-        RuntimeError, match=r"written for gunicorn 27\.0\.1, but gunicorn 27\.0\.2 is installed"
-    ):
-        workers.worker_for("gthread")
+    """Each module's EXPECTED is what the instances install: Gunicorn's pin and the worker
+    class's pip pins (timeouts.KEEPALIVE_WORKER_CLASSES)."""
+    assert set(rendering.WORKER_SUBCLASSES) == set(timeouts.KEEPALIVE_WORKER_CLASSES)
+    for worker_class, requirements in timeouts.KEEPALIVE_WORKER_CLASSES.items():
+        tree = ast.parse(module_of(worker_class).read_text())
+        (expected,) = (
+            ast.literal_eval(node.value)
+            for node in tree.body
+            if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "EXPECTED"
+        )
+        pins = {"gunicorn": rendering.GUNICORN_VERSION}
+        for requirement in requirements:
+            name, version = requirement.split("==")
+            pins[name.replace("-", "_")] = version
+        assert {name: pins[name] for name in expected} == expected, worker_class
+        assert set(expected) >= {"gunicorn"} | (
+            {"gevent"} if worker_class == "gevent" else set()
+        ) | ({"uvicorn", "uvicorn_worker", "h11"} if "uvicorn" in worker_class else set())
 
 
 @pytest.mark.runtime
-def test_gunicorn_refuses_to_boot_with_another_version(tmp_path: Path) -> None:
-    """The master fails at boot (what the journal and the boot check see)."""
-    conf = tmp_path / "gunicorn.conf.py"
-    (tmp_path / "gunicorn_alb_workers.py").write_text(
-        WORKERS.read_text().replace('"gunicorn": "27.0.1"', '"gunicorn": "26.0.0"')
+@pytest.mark.parametrize("worker_class", sorted(timeouts.KEEPALIVE_WORKER_CLASSES))
+def test_gunicorn_refuses_to_boot_with_another_version(worker_class: str, tmp_path: Path) -> None:
+    """The master fails at boot, naming both versions (what the journal and the boot check
+    see)."""
+    if worker_class == "gevent":
+        pytest.importorskip("gevent", reason="gevent is installed on instances that use it")
+    module = module_of(worker_class)
+    (tmp_path / module.name).write_text(
+        module.read_text().replace('"gunicorn": "27.0.1"', '"gunicorn": "26.0.0"')
     )
     (tmp_path / "app.py").write_text(WSGI)
+    conf = tmp_path / "gunicorn.conf.py"
     conf.write_text(
-        "import os, sys\nsys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))\n"
-        "import gunicorn_alb_workers\n"
-        "worker_class = gunicorn_alb_workers.worker_for('gthread')\n"
+        f"import sys\nsys.path.insert(0, {str(tmp_path)!r})\n"
+        f"worker_class = {rendering.WORKER_SUBCLASSES[worker_class]!r}\n"
+        "control_socket_disable = True\n"
     )
     result = subprocess.run(
         [sys.executable, "-m", "gunicorn", "--config", str(conf), "--chdir", str(tmp_path),
@@ -100,7 +95,10 @@ def test_gunicorn_refuses_to_boot_with_another_version(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert result.returncode != 0
-    assert "written for gunicorn 26.0.0, but gunicorn 27.0.1 is installed" in result.stderr
+    assert (
+        f"{module.name} was written for gunicorn 26.0.0, but gunicorn 27.0.1 is installed"
+        in result.stderr
+    ), result.stderr
 
 
 def children(pid: int) -> set[int]:
@@ -141,7 +139,9 @@ def app_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("app")
     (path / "wsgi_app.py").write_text(WSGI)
     (path / "asgi_app.py").write_text(ASGI)
-    (path / "gunicorn_alb_workers.py").write_text(WORKERS.read_text())
+    for subclass in rendering.WORKER_SUBCLASSES.values():
+        name = f"{subclass.split('.')[0]}.py"
+        (path / name).write_text((USERDATA / name).read_text())
     return path
 
 
@@ -154,8 +154,8 @@ def test_a_stopping_worker_keeps_idle_connections_until_the_peer_closes_them(
         pytest.importorskip("gevent", reason="gevent is installed on instances that use it")
     conf = tmp_path / "gunicorn.conf.py"
     conf.write_text(
-        f"import sys\nsys.path.insert(0, {str(app_dir)!r})\nimport gunicorn_alb_workers\n"
-        f"worker_class = gunicorn_alb_workers.worker_for({worker_class!r})\n"
+        f"import sys\nsys.path.insert(0, {str(app_dir)!r})\n"
+        f"worker_class = {rendering.WORKER_SUBCLASSES[worker_class]!r}\n"
         f"workers = 1\nthreads = 2 if {worker_class!r} == 'gthread' else 1\n"
         f"keepalive = {KEEPALIVE}\ngraceful_timeout = {KEEPALIVE}\ncontrol_socket_disable = True\n"
     )

@@ -104,7 +104,7 @@ def test_fastapi_template_installs_the_uvicorn_worker(templates) -> None:  # typ
     assert boot_env["WSGI_APP"] == "main:create_app()"
     assert "uvicorn-worker==0.4.0" in boot_env["EXTRA_PIP_PACKAGES"].split()
     conf = _written(template, rendering.GUNICORN_CONF_PATH)
-    assert 'worker_for("uvicorn_worker.UvicornWorker")' in conf
+    assert 'worker_class = "gunicorn_alb_uvicorn.UvicornWorker"' in conf
     assert "threads = 1" in conf
     assert "APP_STAGE='example'" in _written(template, rendering.APP_ENV_PATH)
     assert rendering.written_file(user_data_text(template), rendering.SECRETS_LIST_PATH) is None

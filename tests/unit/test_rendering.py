@@ -60,7 +60,7 @@ def test_fails_when_a_value_is_unsafe_for_the_env_file() -> None:
 
 def test_gunicorn_conf_has_the_worker_settings_and_reads_the_coupled_values() -> None:
     text = rendering.render_gunicorn_conf(config(threads=8))
-    assert 'worker_class = gunicorn_alb_workers.worker_for("gthread")' in text
+    assert 'worker_class = "gunicorn_alb_gthread.GthreadWorker"' in text
     assert "threads = 8" in text
     assert 'keepalive = _coupled["GUNICORN_ALB_KEEPALIVE"]' in text
     # Read from the coupling file at every (re)load: the environment does not change on HUP.
@@ -127,7 +127,7 @@ def test_render_command_writes_the_files_an_instance_receives(tmp_path: Path, ca
         "gunicorn-alb-boot",
         "gunicorn-app.service",
         "gunicorn.conf.py",
-        "gunicorn_alb_workers.py",
+        "gunicorn_alb_gthread.py",
         "logrotate.d-gunicorn-app",
         "user-data.sh",
     ]
@@ -225,6 +225,7 @@ def test_comment_lines_go_and_the_python_stays_the_same() -> None:
     values = {
         "app_port": 8000,
         "worker_class": "gthread",
+        "worker_subclass": "gunicorn_alb_gthread.GthreadWorker",
         "threads": 4,
         "workers_per_cpu": 2,
         "max_requests": 0,
@@ -244,3 +245,24 @@ def test_comment_lines_go_and_the_python_stays_the_same() -> None:
         if "=" in line and not line.startswith("#")
     ]
     assert list(rendering.parse_env(boot_env)) == template_keys
+
+
+def test_the_worker_classes_travel_without_comments_and_docstrings_but_the_same_code() -> None:
+    import ast
+
+    source = rendering._resource("gunicorn_alb_gthread.py")
+    files = rendering.render_files(config())
+    shipped = files["/etc/gunicorn-alb/gunicorn_alb_gthread.py"]
+    # Only the module of the worker class the instance runs.
+    assert [path for path in files if "gunicorn_alb_" in path] == [
+        "/etc/gunicorn-alb/gunicorn_alb_gthread.py"
+    ]
+    assert len(shipped) < 0.6 * len(source)
+    assert '"""' not in shipped and "# " not in shipped
+
+    def code(text: str) -> list[str]:
+        tree = ast.parse(text)
+        return sorted(ast.dump(n) for n in ast.walk(tree) if isinstance(n, ast.Call))
+
+    assert code(shipped) == code(source)
+    assert "/etc/gunicorn-alb/gunicorn_alb_gthread.py" in rendering.PACKED_PATHS

@@ -71,7 +71,7 @@ def test_max_requests_with_jitter_is_allowed_with_an_advisory() -> None:
     c = derive_timeouts(60, max_requests=1000, max_requests_jitter=100)
     ((advisory_id, message),) = c.advisories
     assert advisory_id == "max-requests"
-    # The race is gone (gunicorn_alb_workers.py); what remains is the capacity while a worker
+    # The race is gone (userdata/gunicorn_alb_*.py); what remains is the capacity while a worker
     # lingers.
     assert "502" not in message
     assert "one worker fewer" in message

@@ -77,6 +77,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:  # run as a script: `python tools/proof/proof.py`
     sys.path.insert(0, str(REPO))
+from gunicorn_alb import rendering  # noqa: E402
 from tools import instance_files  # noqa: E402
 
 SAMPLE_APP = REPO / "constructs" / "gunicorn_alb" / "sample_app"
@@ -265,17 +266,15 @@ def cpu_load(seconds: float, processes: int | None = None) -> Iterator[int]:
 
 def stock_conf(rendered: Path, out: Path) -> Path:
     """A copy of the render with Gunicorn's own worker class instead of the
-    ``gunicorn_alb_workers`` subclass: the defaults' side of a comparison of worker stops."""
+    construct's subclass (``rendering.WORKER_SUBCLASSES``): the defaults' side of a comparison
+    of worker stops."""
     shutil.copytree(rendered, out)
     conf = out / "gunicorn.conf.py"
-    text, count = re.subn(
-        r"^worker_class = gunicorn_alb_workers\.worker_for\((.+)\)$",
-        r"worker_class = \1",
-        conf.read_text(),
-        flags=re.MULTILINE,
-    )
-    if count != 1:
-        raise ProofError(f"{conf}: no gunicorn_alb_workers.worker_for(...) line to replace")
+    text = conf.read_text()
+    for name, subclass in rendering.WORKER_SUBCLASSES.items():
+        text = text.replace(f'worker_class = "{subclass}"', f'worker_class = "{name}"')
+    if "gunicorn_alb_" in text:
+        raise ProofError(f"{conf}: a worker subclass is left after replacing it")
     conf.write_text(text)
     return out
 

@@ -6,7 +6,7 @@ Usage (from the repository root)::
     .venv/bin/python tools/proof/reload_memory.py
 
 Gunicorn runs the rendered gunicorn.conf.py (workers = 2 x CPUs + 1, gthread, the
-gunicorn_alb_workers subclass) with the sample app (gunicorn_alb/sample_app), idle timeout 10 s and
+gunicorn_alb_gthread subclass) with the sample app (gunicorn_alb/sample_app), idle timeout 10 s and
 keep-alive 15 s. Connections are opened and left idle after one request each (what the ALB's
 pool does), then the master gets SIGHUP: new workers start at once, and the old ones keep the
 idle connections until the peer closes them or the graceful timeout (15 s) passes. The memory

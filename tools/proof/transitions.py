@@ -65,7 +65,7 @@ IDLE = 3  # the scaled-down ALB idle timeout
 MARGIN = 1  # keep-alive 4 s
 RAISES = (5, 7)  # the idle timeout during the run, after each change
 AGENT_PERIOD = 1.0  # the coupling agent's timer, scaled (20-26 s on an instance)
-MAX_REQUESTS, MAX_REQUESTS_JITTER = 24, 12  # worker recycling: a restart every 24-35 requests
+MAX_REQUESTS, MAX_REQUESTS_JITTER = 20, 10  # worker recycling: a restart every 20-29 requests
 RECYCLED_AT_LEAST = 100  # worker restarts the full run must reach
 RELOAD_EVERY = 3.0  # seconds between SIGHUPs (reload row)
 KILL_EVERY = 4  # a lane's worker is SIGKILLed after every 4th burst (killed-worker row)
@@ -162,6 +162,7 @@ class Setup:
     window_note: str = ""
     reloads: int = 0
     kills: int = 0
+    restarts: int = 0  # worker restarts for max_requests, counted from the logs at the end
 
     @property
     def conf(self) -> Path:
@@ -617,7 +618,7 @@ def run(plan: Plan, workdir: Path | None = None) -> Outcome:
                            "--max-requests-jitter", str(MAX_REQUESTS_JITTER))  # fmt: skip
         coupling = instance_files.boot_environment(rendered, workdir / "root")
         # The defaults run Gunicorn's own worker classes; the generated setup the subclasses in
-        # gunicorn_alb_workers.py that the rendered gunicorn.conf.py picks.
+        # userdata/gunicorn_alb_*.py that the rendered gunicorn.conf.py names.
         confs = {
             ("generated", False): rendered,
             ("generated", True): recycling,
@@ -696,7 +697,8 @@ def run(plan: Plan, workdir: Path | None = None) -> Outcome:
         after.window_note = "from the first raise on: keep-alive 4 s <= idle timeout"
         for setup in setups:
             if setup.transition == RECYCLING:
-                setup.events.append(f"{restarts(setup)} worker restarts")
+                setup.restarts = restarts(setup)
+                setup.events.append(f"{setup.restarts} worker restarts")
             if setup.transition == KILLED:
                 setup.events.append(f"{setup.kills} workers SIGKILLed, each after a burst")
             if setup.name == "generated" and setup.transition in (RELOAD, RECYCLING):
@@ -736,7 +738,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("transitions: FAILED: the generated setup lost requests in "
               + ", ".join(s.transition for s in failed), file=sys.stderr)  # fmt: skip
         return 1
-    recycled = restarts(outcome.setup(RECYCLING, "generated"))
+    recycled = outcome.setup(RECYCLING, "generated").restarts
     if outcome.plan is FULL and recycled < RECYCLED_AT_LEAST:
         print(
             f"transitions: FAILED: {recycled} worker restarts in the recycling row, fewer than "

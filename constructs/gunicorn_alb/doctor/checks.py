@@ -36,18 +36,19 @@ _CONF_KEYS = ("worker_class", "threads", "max_requests", "max_requests_jitter")
 
 def parse_gunicorn_conf(text: str) -> dict[str, object]:
     """The literal top-level settings the construct templates in ``gunicorn.conf.py`` (the
-    worker class as the argument of ``gunicorn_alb_workers.worker_for``)."""
+    worker class as the one whose subclass it names, ``rendering.WORKER_SUBCLASSES``)."""
     settings: dict[str, object] = {}
     for key in _CONF_KEYS:
         match = re.search(rf"^{key}\s*=\s*(.+?)\s*$", text, re.MULTILINE)
         if match is None:
             continue
-        value = match.group(1)
-        chosen = re.fullmatch(r"gunicorn_alb_workers\.worker_for\((.+)\)", value)
         try:
-            settings[key] = ast.literal_eval(chosen.group(1) if chosen else value)
+            settings[key] = ast.literal_eval(match.group(1))
         except (ValueError, SyntaxError):
             continue
+    chosen = {subclass: name for name, subclass in rendering.WORKER_SUBCLASSES.items()}
+    if settings.get("worker_class") in chosen:
+        settings["worker_class"] = chosen[str(settings["worker_class"])]
     return settings
 
 
