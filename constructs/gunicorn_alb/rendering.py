@@ -222,7 +222,7 @@ def render_gunicorn_conf(config: InstanceConfig) -> str:
             {
                 "app_port": config.app_port,
                 "worker_class": config.worker_class,
-                "worker_subclass": WORKER_SUBCLASSES[config.worker_class],
+                "worker_subclass": WORKER_SUBCLASSES.get(config.worker_class, config.worker_class),
                 "threads": config.threads,
                 "workers_per_cpu": config.workers_per_cpu,
                 "max_requests": t.max_requests,
@@ -315,8 +315,9 @@ def render_files(config: InstanceConfig) -> dict[str, str]:
         APP_ENV_PATH: render_app_env(config),
         instance_logs.LOGROTATE_PATH: _resource("gunicorn-app.logrotate"),
     }
-    module = worker_module_path(config.worker_class)
-    files[module] = strip_python(_resource(module.rsplit("/", 1)[1]))
+    if config.worker_class in WORKER_SUBCLASSES:  # validation refuses any other
+        module = worker_module_path(config.worker_class)
+        files[module] = strip_python(_resource(module.rsplit("/", 1)[1]))
     if config.target_group_arn:
         files[COUPLING_AGENT_PATH] = strip_comments(coupling_agent())
         files[COUPLING_SERVICE_PATH] = _resource("gunicorn-alb-coupling.service")
