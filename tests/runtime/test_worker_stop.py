@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -115,7 +116,7 @@ def free_port() -> int:
         return port
 
 
-def wait(check, limit: float, what: str) -> None:  # type: ignore[no-untyped-def]
+def wait(check: Callable[[], bool], limit: float, what: str) -> None:
     deadline = time.monotonic() + limit
     while not check():
         assert time.monotonic() < deadline, what
@@ -171,7 +172,10 @@ def test_a_stopping_worker_keeps_idle_connections_until_the_peer_closes_them(
          "--bind", f"127.0.0.1:{port}", app],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
-    logs = lambda: (tmp_path / "gunicorn.log").read_text(errors="replace")  # noqa: E731
+
+    def logs() -> str:
+        return (tmp_path / "gunicorn.log").read_text(errors="replace")
+
     try:
         wait(lambda: len(children(master.pid)) == 1, 30, f"no worker\n{logs()}")
         (old,) = children(master.pid)
@@ -181,7 +185,9 @@ def test_a_stopping_worker_keeps_idle_connections_until_the_peer_closes_them(
                 assert get(reused).status == 200 and get(idle).status == 200
                 break
             except (ConnectionError, http.client.HTTPException):
-                reused.close(), idle.close(), time.sleep(0.2)
+                reused.close()
+                idle.close()
+                time.sleep(0.2)
         assert reused.sock is not None and idle.sock is not None, logs()
         reused.request("GET", "/slow")
         time.sleep(0.5)
