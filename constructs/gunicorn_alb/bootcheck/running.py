@@ -19,7 +19,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from gunicorn_alb import instance_logs
+from gunicorn_alb import instance_logs, rendering
 from gunicorn_alb.bootcheck import app_probe
 from gunicorn_alb.bootcheck.checks import Outcome, tail
 from gunicorn_alb.bootcheck.instance import Instance
@@ -300,7 +300,17 @@ def check_effective_config(
         settings["keepalive"],
         idle + 5,
     )
-    outcome.equal("worker class of the running Gunicorn", settings["worker_class"], worker_class)
+    outcome.equal(
+        f"worker class of the running Gunicorn (the construct's subclass of {worker_class})",
+        settings["worker_class"],
+        rendering.WORKER_SUBCLASSES[worker_class],
+    )
+    outcome.equal(
+        "graceful timeout of the running Gunicorn: the keep-alive, longer than the idle timeout "
+        f"{idle} s (rule graceful-outlasts-idle)",
+        settings["graceful_timeout"],
+        idle + 5,
+    )
     versions = instance.container.run(
         [f"{VENV}/bin/python", "-I", "-c", "import gunicorn; print(gunicorn.__version__)"]
     )
