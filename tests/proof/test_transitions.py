@@ -2,6 +2,7 @@
 in for the ALB, on a machine the run keeps busy (a CPU-spinning process per CPU), the generated
 setup loses no request through a raised idle timeout (with the coupling agent), repeated reloads,
 a scale-in, worker recycling and workers killed with SIGKILL: no allowance per worker restart.
+Each transition must have happened (restarts, reloads, kills counted).
 
 Needs nginx (CI installs the Debian package); without it the test fails, it does not skip.
 """
@@ -41,5 +42,6 @@ def test_the_generated_setup_loses_no_request_in_any_transition(tmp_path: Path) 
     assert outcome.setup(transitions.RECYCLING, "generated").restarts >= 10, report
     assert outcome.setup(transitions.RELOAD, "generated").reloads >= 3, report
     assert outcome.setup(transitions.KILLED, "generated").kills >= lanes, report
-    # The control: Gunicorn's defaults lose requests somewhere in the run.
-    assert sum(s.failed for s in outcome.setups if s.name == "defaults") > 0, report
+    # Whether Gunicorn's defaults lose requests in a short run depends on how its bursts meet
+    # millisecond-wide windows (one run in 14 here lost none); the full run (make proof) requires
+    # them to, as does the steady-state proof's short test.
