@@ -5,7 +5,7 @@ npx cdk synth -c idleTimeoutSeconds=120 -c keepaliveMarginSeconds=5
 npx cdk deploy -c deletionProtection=true     # once the first deploy has succeeded
 npx cdk synth -c privateIsolated=true     # no NAT gateway: isolated subnets, VPC endpoints
 npx cdk synth -c 'amiIds={"eu-west-1":"ami-0123456789abcdef0"}'   # pin the image
-npx cdk synth -c terminationHookSeconds=3900 -c terminationCommand='...'   # drain via a hook
+npx cdk synth -c terminationHookSeconds=4300 -c terminationCommand='...'   # drain via a hook
 npx cdk synth -c example=django      # or example=fastapi: the examples/ stacks instead
 npx cdk synth -c environmentFile=env.json    # the sample app's environment: a JSON object
 """

@@ -112,17 +112,16 @@ derive_timeouts() {
   require_int DEREGISTRATION_DELAY_SECONDS 1 3600
   # keepalive-exceeds-idle: strictly greater than the ALB idle timeout.
   KEEPALIVE=$((IDLE_TIMEOUT_SECONDS + KEEPALIVE_MARGIN_SECONDS))
-  # graceful-within-drain: min(idle timeout, deregistration delay) unless overridden.
+  # graceful-outlasts-idle: the keep-alive unless overridden, and longer than the idle timeout
+  # (a stopping worker keeps its idle connections until the ALB closes them).
   if [[ -n ${GRACEFUL_TIMEOUT_SECONDS:-} ]]; then
     require_int GRACEFUL_TIMEOUT_SECONDS 1
     GRACEFUL_TIMEOUT=$GRACEFUL_TIMEOUT_SECONDS
-  elif ((IDLE_TIMEOUT_SECONDS < DEREGISTRATION_DELAY_SECONDS)); then
-    GRACEFUL_TIMEOUT=$IDLE_TIMEOUT_SECONDS
   else
-    GRACEFUL_TIMEOUT=$DEREGISTRATION_DELAY_SECONDS
+    GRACEFUL_TIMEOUT=$KEEPALIVE
   fi
-  ((GRACEFUL_TIMEOUT <= DEREGISTRATION_DELAY_SECONDS)) ||
-    die "graceful timeout ${GRACEFUL_TIMEOUT} s exceeds the deregistration delay ${DEREGISTRATION_DELAY_SECONDS} s (rule graceful-within-drain)"
+  ((GRACEFUL_TIMEOUT > IDLE_TIMEOUT_SECONDS)) ||
+    die "graceful timeout ${GRACEFUL_TIMEOUT} s must exceed the idle timeout ${IDLE_TIMEOUT_SECONDS} s (rule graceful-outlasts-idle)"
   # stop-after-graceful: systemd must outwait Gunicorn's graceful shutdown.
   if [[ -n ${STOP_TIMEOUT_SECONDS:-} ]]; then
     require_int STOP_TIMEOUT_SECONDS 1

@@ -15,9 +15,10 @@
 #      margin, the boot script's derive_timeouts) and reloads gunicorn-app.service (HUP): Gunicorn
 #      reads the file again, new workers run the new keep-alive, old ones finish their requests.
 # Each re-coupling is logged with the old and new values. An AWS error keeps the current values
-# and is logged. The agent never stops or restarts the app. Gunicorn's graceful timeout and
-# systemd's stop timeout stay as booted (they bound in-flight requests at stop, which the
-# deregistration delay governs, not the idle timeout).
+# and is logged. The agent never stops or restarts the app. Gunicorn's graceful timeout follows
+# the keep-alive (rule graceful-outlasts-idle: a stopping worker keeps its idle connections until
+# the load balancer closes them); systemd's stop timeout stays as booted (at an instance stop the
+# load balancer has drained the target, so no connection is left to wait for).
 #
 # Usage: gunicorn-alb-coupling /etc/gunicorn-alb/boot.env
 # Sourcing the file only defines the functions (the tests use that).
@@ -74,8 +75,8 @@ decrease_is_due() {
   return 1
 }
 
-# write_coupling_file: the coupling file with IDLE_TIMEOUT_SECONDS and KEEPALIVE, the graceful
-# timeout unchanged; written next to it and renamed, so Gunicorn never reads half a file.
+# write_coupling_file: the coupling file with IDLE_TIMEOUT_SECONDS, KEEPALIVE and
+# GRACEFUL_TIMEOUT; written next to it and renamed, so Gunicorn never reads half a file.
 write_coupling_file() {
   local next
   next=$(mktemp "${COUPLING_FILE}.XXXXXX")
@@ -84,7 +85,7 @@ write_coupling_file() {
 # ($(date -u +%Y-%m-%dT%H:%M:%SZ)); read by gunicorn.conf.py at every (re)load.
 GUNICORN_ALB_IDLE_TIMEOUT=${IDLE_TIMEOUT_SECONDS}
 GUNICORN_ALB_KEEPALIVE=${KEEPALIVE}
-GUNICORN_ALB_GRACEFUL_TIMEOUT=${COUPLED_GRACEFUL}
+GUNICORN_ALB_GRACEFUL_TIMEOUT=${GRACEFUL_TIMEOUT}
 EOF
   chmod 0644 "$next"
   mv -f "$next" "$COUPLING_FILE"
@@ -93,6 +94,16 @@ EOF
 # recouple TARGET: couple to idle timeout TARGET and reload Gunicorn gracefully.
 recouple() {
   IDLE_TIMEOUT_SECONDS=$1
+  if [[ -n ${GRACEFUL_TIMEOUT_SECONDS:-} ]] && ((GRACEFUL_TIMEOUT_SECONDS <= $1)); then
+    log "graceful timeout ${GRACEFUL_TIMEOUT_SECONDS} s does not outlast idle timeout $1 s" \
+      "(rule graceful-outlasts-idle): using the keep-alive instead"
+    GRACEFUL_TIMEOUT_SECONDS="" STOP_TIMEOUT_SECONDS=""
+  fi
+  # stop-after-graceful: a stop timeout the new graceful timeout would reach is dropped too.
+  if [[ -n ${STOP_TIMEOUT_SECONDS:-} ]] &&
+    ((STOP_TIMEOUT_SECONDS <= ${GRACEFUL_TIMEOUT_SECONDS:-$(($1 + KEEPALIVE_MARGIN_SECONDS))})); then
+    STOP_TIMEOUT_SECONDS=""
+  fi
   derive_timeouts
   write_coupling_file
   log "re-coupled: idle timeout ${COUPLED_IDLE} s -> ${IDLE_TIMEOUT_SECONDS} s, keep-alive" \

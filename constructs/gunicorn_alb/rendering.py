@@ -31,6 +31,22 @@ HEALTH_WAIT_SECONDS = BOOT.health_wait
 BOOT_SCRIPT_PATH = "/usr/local/sbin/gunicorn-alb-boot"
 BOOT_ENV_PATH = "/etc/gunicorn-alb/boot.env"
 GUNICORN_CONF_PATH = "/etc/gunicorn-alb/gunicorn.conf.py"
+WORKER_SUBCLASSES = {
+    "gthread": "gunicorn_alb_gthread.GthreadWorker",
+    "gevent": "gunicorn_alb_gevent.GeventWorker",
+    "asgi": "gunicorn_alb_asgi.AsgiWorker",
+    "uvicorn_worker.UvicornWorker": "gunicorn_alb_uvicorn.UvicornWorker",
+}
+"""The class gunicorn.conf.py runs for each worker class: a subclass whose stop never closes an
+idle kept-alive connection first (``userdata/gunicorn_alb_*.py``, one module per class, shipped
+beside gunicorn.conf.py; each refuses any other version than the instances install)."""
+
+
+def worker_module_path(worker_class: str) -> str:
+    """Where the instance gets the module of ``worker_class``'s subclass."""
+    return f"/etc/gunicorn-alb/{WORKER_SUBCLASSES[worker_class].split('.')[0]}.py"
+
+
 UNIT_PATH = "/etc/systemd/system/gunicorn-app.service"
 COUPLING_AGENT_PATH = "/usr/local/sbin/gunicorn-alb-coupling"
 COUPLING_SERVICE_PATH = "/etc/systemd/system/gunicorn-alb-coupling.service"
@@ -191,6 +207,7 @@ def render_gunicorn_conf(config: InstanceConfig) -> str:
         {
             "app_port": config.app_port,
             "worker_class": config.worker_class,
+            "worker_subclass": WORKER_SUBCLASSES.get(config.worker_class, config.worker_class),
             "threads": config.threads,
             "workers_per_cpu": config.workers_per_cpu,
             "max_requests": t.max_requests,
@@ -313,6 +330,9 @@ def render_files(config: InstanceConfig) -> dict[str, str]:
         APP_ENV_PATH: render_app_env(config),
         instance_logs.LOGROTATE_PATH: _resource("gunicorn-app.logrotate"),
     }
+    if config.worker_class in WORKER_SUBCLASSES:  # validation refuses any other
+        module = worker_module_path(config.worker_class)
+        files[module] = _resource(module.rsplit("/", 1)[1])
     if config.target_group_arn:
         files[COUPLING_AGENT_PATH] = coupling_agent()
         files[COUPLING_SERVICE_PATH] = _resource("gunicorn-alb-coupling.service")

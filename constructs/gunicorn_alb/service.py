@@ -168,8 +168,9 @@ class ApplicationLoadBalancedGunicornService(Construct):
         CPU utilization, above 0 and at most 100. Default: - none
     :param deregistration_delay: override; see :mod:`gunicorn_alb.timeouts`.
         Default: - min(idle timeout, 3600 s); 3600 s when the idle timeout is a parameter
-    :param graceful_timeout: Gunicorn ``graceful_timeout`` override.
-        Default: - min(idle timeout, deregistration delay)
+    :param graceful_timeout: Gunicorn ``graceful_timeout`` override; must exceed the idle
+        timeout (a stopping worker keeps its idle connections until the ALB closes them).
+        Default: - the keep-alive (idle timeout + margin)
     :param stop_timeout: systemd ``TimeoutStopSec`` override. Default: - graceful timeout + 10 s
     :param health_check_interval: Default: - 15 seconds
     :param health_check_timeout: Default: - 5 seconds

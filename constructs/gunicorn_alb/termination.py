@@ -29,7 +29,7 @@ Rule (id as in docs/deploying.md's coupled-values table):
 
 from __future__ import annotations
 
-from gunicorn_alb.timeouts import STOP_TIMEOUT_HEADROOM, CoupledTimeouts
+from gunicorn_alb.timeouts import IDLE_TIMEOUT_MAX, STOP_TIMEOUT_HEADROOM, CoupledTimeouts
 
 HOOK_NAME = "gunicorn-alb-drain"
 """The termination hook's name. Hook names are unique per group only, so a fixed name is enough
@@ -61,7 +61,8 @@ def stop_bound(timeouts: CoupledTimeouts) -> int:
     derived at boot (the idle timeout is a parameter), its largest value."""
     if timeouts.stop_timeout is not None:
         return timeouts.stop_timeout
-    return timeouts.deregistration_delay + STOP_TIMEOUT_HEADROOM
+    # graceful_timeout = the keep-alive at boot (rule graceful-outlasts-idle): its largest value.
+    return IDLE_TIMEOUT_MAX + timeouts.keepalive_margin + STOP_TIMEOUT_HEADROOM
 
 
 def drain_seconds(timeouts: CoupledTimeouts, *, cleanup: bool) -> int:

@@ -21,9 +21,14 @@ The rules (ids appear in error messages and in docs/deploying.md's coupled-value
     CloudFormation cannot compute a minimum, so the delay defaults to 3600 s; the ALB completes a
     deregistration as soon as the target has no in-flight requests, so the bound costs nothing
     when requests are short.
-``graceful-within-drain``
-    Gunicorn ``graceful_timeout`` defaults to min(idle timeout, deregistration delay) and must not
-    exceed the deregistration delay: Gunicorn never waits for a request longer than the ALB would.
+``graceful-outlasts-idle``
+    Gunicorn ``graceful_timeout`` defaults to the keep-alive (idle timeout + margin) and must
+    exceed the idle timeout. A worker that stops on a live target (a reload, ``max_requests``)
+    keeps its idle kept-alive connections open until the ALB closes them, which takes up to the
+    idle timeout (the worker subclasses in ``userdata/gunicorn_alb_*.py``); a shorter graceful
+    timeout would close them first, the race the construct removes. At scale-in the ALB
+    has drained the target (``drain-bounded-by-idle``) before the instance stops, so the stop
+    finds no request left to it; the graceful timeout may therefore exceed the delay.
 ``stop-after-graceful``
     systemd ``TimeoutStopSec`` defaults to ``graceful_timeout`` + 10 s and must exceed it,
     otherwise systemd kills workers that are still finishing requests.
@@ -42,9 +47,10 @@ The rules (ids appear in error messages and in docs/deploying.md's coupled-value
     The boot budget fits in the creation policy's signal timeout, and the retries of the boot's
     network steps fit in its install budget: see :mod:`gunicorn_alb.boot_budget`.
 ``max-requests-needs-jitter``
-    ``max_requests`` defaults to 0. A worker restart drops the connections the ALB pools on that
-    worker (resets, 502s), so a non-zero value draws a warning and requires
-    ``max_requests_jitter`` >= 1 so workers do not restart together.
+    ``max_requests`` defaults to 0. A restarting worker loses no request (it stops like any
+    other, ``graceful-outlasts-idle``), but it stops accepting at once and Gunicorn starts its
+    replacement only when it has exited, up to the idle timeout later: a non-zero value draws a
+    warning and requires ``max_requests_jitter`` >= 1 so workers do not restart together.
 """
 
 from __future__ import annotations
@@ -75,7 +81,7 @@ UNHEALTHY_THRESHOLD_DEFAULT = 3
 RULES: dict[str, str] = {
     "keepalive-exceeds-idle": "Gunicorn keepalive = idle timeout + margin (margin >= 1 s)",
     "drain-bounded-by-idle": "deregistration delay = min(idle timeout, 3600 s); 1-3600 s",
-    "graceful-within-drain": "graceful_timeout = min(idle, deregistration delay); <= the delay",
+    "graceful-outlasts-idle": "graceful_timeout = idle timeout + margin; > the idle timeout",
     "stop-after-graceful": "systemd TimeoutStopSec = graceful_timeout + 10 s; > graceful_timeout",
     "health-timeout-below-interval": "health-check timeout < interval; thresholds 2-10",
     "grace-covers-healthy": "ASG grace period >= interval x healthy threshold",
@@ -123,8 +129,10 @@ class CoupledTimeouts:
                 (
                     "max-requests",
                     f"max_requests={self.max_requests} restarts each worker after that many "
-                    "requests; the restart drops the keep-alive connections the ALB pools on it, "
-                    "which the ALB reports as 502. Prefer 0 unless the app leaks memory.",
+                    "requests: the worker stops accepting and keeps the ALB's connections until "
+                    "the ALB closes them (up to the idle timeout), and Gunicorn starts its "
+                    "replacement only when it has exited, so the instance serves with one "
+                    "worker fewer meanwhile. Prefer 0 unless the app leaks memory.",
                 )
             )
         return found
@@ -156,7 +164,7 @@ def derive_timeouts(
     :param keepalive_margin: seconds added to the idle timeout for Gunicorn's keep-alive.
         Default: 5
     :param deregistration_delay: override. Default: min(idle timeout, 3600); 3600 for a parameter.
-    :param graceful_timeout: override. Default: min(idle timeout, deregistration delay).
+    :param graceful_timeout: override. Default: the keep-alive (idle timeout + margin).
     :param stop_timeout: systemd ``TimeoutStopSec`` override. Default: graceful_timeout + 10.
     :param health_check_interval: Default: 15
     :param health_check_timeout: Default: 5
@@ -210,8 +218,8 @@ def derive_timeouts(
         drain = DEREGISTRATION_DELAY_MAX
     if graceful_override is not None:
         graceful: int | None = graceful_override
-    elif idle is not None:
-        graceful = min(idle, drain)
+    elif keepalive is not None:
+        graceful = keepalive
     else:
         graceful = None
     if stop_override is not None:
@@ -221,11 +229,11 @@ def derive_timeouts(
     else:
         stop = None
 
-    if graceful_override is not None and graceful_override > drain:
+    if graceful_override is not None and idle is not None and graceful_override <= idle:
         problems.append(
-            f"graceful_timeout ({graceful_override} s) must not exceed deregistration_delay "
-            f"({drain} s): Gunicorn should never wait for a request longer than the ALB drains "
-            "it (rule graceful-within-drain)"
+            f"graceful_timeout ({graceful_override} s) must be greater than idle_timeout "
+            f"({idle} s): a stopping worker keeps its idle kept-alive connections until the ALB "
+            "closes them, which takes up to the idle timeout (rule graceful-outlasts-idle)"
         )
     if stop_override is not None and graceful is not None and stop_override <= graceful:
         problems.append(
@@ -254,7 +262,7 @@ def derive_timeouts(
     if recycle > 0 and jitter < 1:
         problems.append(
             f"max_requests ({recycle}) needs max_requests_jitter >= 1, got {jitter}: workers "
-            "restarting together drop the ALB's pooled connections at once "
+            "restarting together all stop accepting at once "
             "(rule max-requests-needs-jitter)"
         )
     if problems:

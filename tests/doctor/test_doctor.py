@@ -75,7 +75,7 @@ def test_a_coupled_fleet_is_healthy(account: Account, capsys: pytest.CaptureFixt
     assert asg["made_by_construct"] is True
     assert asg["keepalive"] == 65
     assert (asg["boot_idle_timeout"], asg["keepalive_margin"]) == (60, 5)
-    assert (asg["graceful_timeout"], asg["stop_timeout"]) == (60, 70)
+    assert (asg["graceful_timeout"], asg["stop_timeout"]) == (65, 75)
     assert (asg["worker_class"], asg["threads"]) == ("gthread", 4)
     assert (asg["max_requests"], asg["max_requests_jitter"]) == (0, 0)
     assert asg["launch_template"]["version"] == "1"
@@ -144,20 +144,22 @@ def test_max_requests_with_jitter_passes(
     assert (code, document["findings"]) == (0, [])
 
 
-def test_a_graceful_timeout_above_the_live_deregistration_delay_is_found(
+def test_a_graceful_timeout_not_above_the_live_idle_timeout_is_found(
     account: Account, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # Built with a 120 s drain and a 90 s graceful timeout; the delay was then cut to 60 s.
+    # Built for 60 s with a 62 s graceful timeout; the idle timeout was then raised to 62 s
+    # (still below the keep-alive, 65 s): a stopping worker would close pooled connections first.
     arn = account.load_balancer("web", 60)
-    user_data = construct_user_data(60, deregistration_delay=120, graceful_timeout=90)
-    built = account.fleet(arn, user_data, deregistration_delay=60)
+    user_data = construct_user_data(60, graceful_timeout=62)
+    built = account.fleet(arn, user_data)
+    account.set_idle_timeout(arn, 62)
     code, document = run(capsys, "--load-balancer", arn)
     assert code == 1
-    assert ids(document) == ["graceful-within-drain"]
+    assert ids(document) == ["graceful-outlasts-idle"]
     message = document["findings"][0]["message"]
-    assert "graceful_timeout (90 s)" in message and "deregistration_delay (60 s)" in message
+    assert "graceful_timeout (62 s)" in message and "idle_timeout (62 s)" in message
     assert built.asg_name in message
-    assert only_asg(document)["graceful_timeout"] == 90
+    assert only_asg(document)["graceful_timeout"] == 62
 
 
 def test_a_zero_deregistration_delay_is_found(
@@ -240,13 +242,13 @@ def test_a_launch_configuration_fleet_is_read_too(
 
 def test_a_boot_env_the_boot_script_would_refuse_is_found() -> None:
     user_data = construct_user_data(60).replace(
-        "GRACEFUL_TIMEOUT_SECONDS=\n", "GRACEFUL_TIMEOUT_SECONDS=500\n"
+        "GRACEFUL_TIMEOUT_SECONDS=\n", "GRACEFUL_TIMEOUT_SECONDS=30\n"
     )
     report = doctor.Report(region="us-east-1", window="1h", window_seconds=3600)
     asg = doctor.AsgReport(name="web-asg")
     doctor.read_instance_settings(report, "web", asg, user_data)
     assert [f.id for f in report.findings] == ["boot-env-invalid"]
-    assert "graceful_timeout (500 s) must not exceed" in report.findings[0].message
+    assert "graceful_timeout (30 s) must be greater than" in report.findings[0].message
     assert asg.keepalive is None
 
 
@@ -449,7 +451,7 @@ def test_the_human_report_is_a_table_with_a_verdict(
     ]
     row = next(line for line in out.splitlines() if "web-asg" in line)
     assert row.split() == [
-        *("web-tg", "60", "s", "web-asg", "gthread", "65", "s", "no", "60", "s", "0/0")
+        *("web-tg", "60", "s", "web-asg", "gthread", "65", "s", "no", "65", "s", "0/0")
     ]
     assert "Findings (1)" in out and "[keepalive-exceeds-idle]" in out
     assert out.rstrip().endswith("Result: findings (exit 1)")

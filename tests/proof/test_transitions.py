@@ -1,7 +1,8 @@
 """The short transitions run (tools/proof/transitions.py --short) as a test: behind nginx standing
-in for the ALB, the generated setup loses no request through a raised idle timeout (with the
-coupling agent), a reload and a scale-in; through worker recycling it loses at most the requests
-that meet a stopping worker's documented 2 s linger (one per restart).
+in for the ALB, on a machine the run keeps busy (a CPU-spinning process per CPU), the generated
+setup loses no request through a raised idle timeout (with the coupling agent), repeated reloads,
+a scale-in, worker recycling and workers killed with SIGKILL: no allowance per worker restart.
+Each transition must have happened (restarts, reloads, kills counted).
 
 Needs nginx (CI installs the Debian package); without it the test fails, it does not skip.
 """
@@ -23,19 +24,10 @@ def test_the_generated_setup_loses_no_request_in_any_transition(tmp_path: Path) 
         pytest.fail(f"the transitions could not run: {error}", pytrace=False)
     report = outcome.report()
     print(report)
-    recycling = outcome.setup("worker recycling", "generated")
+    assert outcome.busy >= 1, report
     for setup in outcome.setups:
-        if setup.name == "generated" and setup.transition not in (
-            transitions.AGENT_OFF,
-            recycling.transition,
-        ):
+        if setup.name == "generated" and setup.transition != transitions.AGENT_OFF:
             assert setup.failed == 0, f"{setup.transition}: requests lost\n{report}"
-    # Documented behaviour (docs/deploying.md, "Live coupling"): a stopping worker closes its
-    # idle kept-alive connections after Gunicorn's fixed 2 s linger, so a request sent on one in
-    # that same millisecond is lost; at most one per worker restart, and none from any other cause.
-    assert recycling.failed <= transitions.restarts(recycling), (
-        f"worker recycling lost more requests than it restarted workers\n{report}"
-    )
     lanes = transitions.SHORT.lanes
     last = transitions.RAISES[-1] + transitions.MARGIN
     agent = outcome.setup(transitions.TRANSITIONS[0], "generated")
@@ -46,4 +38,10 @@ def test_the_generated_setup_loses_no_request_in_any_transition(tmp_path: Path) 
     assert [t.keepalive() for t in control.targets()] == [derived] * lanes, report
     scaled_in = outcome.setup("scale-in", "generated")
     assert scaled_in.window == 0.0, f"connections were pooled at SIGTERM\n{report}"
-    assert transitions.restarts(recycling) > 0, report
+    # Each transition happened, and more than once.
+    assert outcome.setup(transitions.RECYCLING, "generated").restarts >= 10, report
+    assert outcome.setup(transitions.RELOAD, "generated").reloads >= 3, report
+    assert outcome.setup(transitions.KILLED, "generated").kills >= lanes, report
+    # Whether Gunicorn's defaults lose requests in a short run depends on how its bursts meet
+    # millisecond-wide windows (one run in 14 here lost none); the full run (make proof) requires
+    # them to, as does the steady-state proof's short test.

@@ -93,12 +93,12 @@ done"""
 def test_bash_honours_overrides_like_the_model(tmp_path: Path) -> None:
     result = _bash(
         "IDLE_TIMEOUT_SECONDS=300 KEEPALIVE_MARGIN_SECONDS=5 DEREGISTRATION_DELAY_SECONDS=120\n"
-        "GRACEFUL_TIMEOUT_SECONDS=100 STOP_TIMEOUT_SECONDS=115\n"
+        "GRACEFUL_TIMEOUT_SECONDS=301 STOP_TIMEOUT_SECONDS=315\n"
         "derive_timeouts; echo $KEEPALIVE $GRACEFUL_TIMEOUT $STOP_TIMEOUT",
         tmp_path,
     )
-    model = derive_timeouts(300, deregistration_delay=120, graceful_timeout=100, stop_timeout=115)
-    assert result.stdout.split() == [str(model.keepalive), "100", "115"]
+    model = derive_timeouts(300, deregistration_delay=120, graceful_timeout=301, stop_timeout=315)
+    assert result.stdout.split() == [str(model.keepalive), "301", "315"]
 
 
 @pytest.mark.parametrize(
@@ -109,12 +109,12 @@ def test_bash_honours_overrides_like_the_model(tmp_path: Path) -> None:
         ("IDLE_TIMEOUT_SECONDS=abc", "IDLE_TIMEOUT_SECONDS must be a whole number of seconds"),
         ("IDLE_TIMEOUT_SECONDS=", "IDLE_TIMEOUT_SECONDS must be a whole number of seconds"),
         ("KEEPALIVE_MARGIN_SECONDS=0", "KEEPALIVE_MARGIN_SECONDS must be at least 1, got 0"),
-        # A parameter-mode stack with a short drain override: checked on the instance.
+        # A parameter-mode stack with a graceful override: checked on the instance.
         (
-            "IDLE_TIMEOUT_SECONDS=600 GRACEFUL_TIMEOUT_SECONDS=90 DEREGISTRATION_DELAY_SECONDS=60",
-            "graceful timeout 90 s exceeds the deregistration delay 60 s",
+            "IDLE_TIMEOUT_SECONDS=600 GRACEFUL_TIMEOUT_SECONDS=90",
+            "graceful timeout 90 s must exceed the idle timeout 600 s (rule graceful-outlasts-idle",
         ),
-        ("STOP_TIMEOUT_SECONDS=60", "stop timeout 60 s must exceed the graceful timeout 60 s"),
+        ("STOP_TIMEOUT_SECONDS=65", "stop timeout 65 s must exceed the graceful timeout 65 s"),
     ],
 )
 def test_bash_fails_when_an_input_breaks_a_rule(tmp_path: Path, inputs: str, message: str) -> None:
@@ -147,9 +147,9 @@ def test_coupling_files_carry_the_derived_values(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     coupling = (root / "etc/gunicorn-alb/coupling.env").read_text()
     assert "GUNICORN_ALB_KEEPALIVE=125\n" in coupling
-    assert "GUNICORN_ALB_GRACEFUL_TIMEOUT=120\n" in coupling
+    assert "GUNICORN_ALB_GRACEFUL_TIMEOUT=125\n" in coupling
     drop_in = (root / "etc/systemd/system/gunicorn-app.service.d/50-coupling.conf").read_text()
-    assert "[Service]\nTimeoutStopSec=130\n" in drop_in
+    assert "[Service]\nTimeoutStopSec=135\n" in drop_in
 
 
 def test_signal_is_sent_only_after_the_health_wait() -> None:

@@ -127,7 +127,7 @@ def test_agent_recouples_at_once_when_the_idle_timeout_rises(instance: Instance)
     assert instance.coupling == {
         "GUNICORN_ALB_IDLE_TIMEOUT": "120",
         "GUNICORN_ALB_KEEPALIVE": "125",
-        "GUNICORN_ALB_GRACEFUL_TIMEOUT": "60",  # stays as booted
+        "GUNICORN_ALB_GRACEFUL_TIMEOUT": "125",  # follows the keep-alive
     }
     assert (
         "gunicorn-alb-coupling: re-coupled: idle timeout 60 s -> 120 s, keep-alive 65 s -> 125 s"
@@ -348,3 +348,21 @@ def test_agent_unit_is_hardened_like_the_app_unit(require, tmp_path: Path) -> No
     assert match, result.stdout + result.stderr
     print(match.group(0))
     assert float(match.group(1)) <= 2.5, result.stdout
+
+
+def test_a_graceful_override_the_raise_reaches_gives_way_to_the_keepalive(
+    instance: Instance,
+) -> None:
+    """graceful-outlasts-idle: booted with graceful_timeout 70 s (> 60 s); the idle timeout goes
+    to 120 s, so 70 s no longer outlasts it and the agent couples the keep-alive instead."""
+    boot_env = instance.root / "boot.env"
+    text = boot_env.read_text()
+    assert "GRACEFUL_TIMEOUT_SECONDS=\n" in text
+    boot_env.write_text(
+        text.replace("GRACEFUL_TIMEOUT_SECONDS=\n", "GRACEFUL_TIMEOUT_SECONDS=70\n")
+    )
+    instance.idle(120)
+    result = instance.agent()
+    assert result.returncode == 0, result.stderr
+    assert instance.coupling["GUNICORN_ALB_GRACEFUL_TIMEOUT"] == "125"
+    assert "graceful timeout 70 s does not outlast idle timeout 120 s" in result.stderr

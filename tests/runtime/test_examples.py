@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from gunicorn_alb import delivery
+from gunicorn_alb import delivery, rendering
 from tools import instance_files
 
 pytestmark = pytest.mark.runtime
@@ -148,7 +148,8 @@ def fastapi(
         out, "--worker-class", worker, "--wsgi-app", "main:create_app()", "--env", "APP_STAGE=test"
     )
     conf = (out / "gunicorn.conf.py").read_text()
-    assert f'worker_class = "{worker}"' in conf and "threads = 1" in conf
+    subclass = rendering.WORKER_SUBCLASSES[worker]
+    assert f'worker_class = "{subclass}"' in conf and "threads = 1" in conf
     yield from _serve(
         out / "gunicorn.conf.py", EXAMPLES / "fastapi/app", "main:create_app()",
         {**env, "HEALTH_CHECK_PATH": "/healthz"}, out / "gunicorn.log",

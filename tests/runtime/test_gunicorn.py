@@ -60,9 +60,9 @@ def test_gunicorn_reads_the_coupled_keepalive_from_the_rendered_config(rendered)
     assert result.returncode == 0, result.stderr
     settings = json.loads(result.stdout)
     assert settings["keepalive"] == str(IDLE + MARGIN)
-    assert settings["worker_class"] == "gthread"
+    assert settings["worker_class"] == "gunicorn_alb_gthread.GthreadWorker"
     assert settings["threads"] == "4"
-    assert settings["graceful_timeout"] == str(IDLE)
+    assert settings["graceful_timeout"] == str(IDLE + MARGIN)  # graceful-outlasts-idle
     assert int(settings["workers"]) == len(os.sched_getaffinity(0)) * 2 + 1
     assert settings["max_requests"] == "0"
     assert settings["control_socket_disable"] == "True"

@@ -136,7 +136,7 @@ def test_fastapi_template_installs_the_uvicorn_worker(templates, example_stacks)
         example_stacks["fastapi"], user_data_text(template), rendering.GUNICORN_CONF_PATH
     )
     assert conf is not None
-    assert 'worker_class = "uvicorn_worker.UvicornWorker"' in conf
+    assert 'worker_class = "gunicorn_alb_uvicorn.UvicornWorker"' in conf
     assert "threads = 1" in conf
     assert "APP_STAGE='example'" in _written(template, rendering.APP_ENV_PATH)
     assert delivery.written_file(user_data_text(template), rendering.SECRETS_LIST_PATH) is None

@@ -69,7 +69,7 @@ def test_alb_idle_timeout_and_keepalive_are_coupled(
     assert env_value(user_data, "SYNTH_KEEPALIVE_SECONDS") == str(idle + margin)
     assert service.gunicorn_keepalive == idle + margin
     conf = instance_file(cdk.Stack.of(service), user_data, rendering.GUNICORN_CONF_PATH)
-    assert conf is not None and 'worker_class = "gthread"' in conf
+    assert conf is not None and 'worker_class = "gunicorn_alb_gthread.GthreadWorker"' in conf
 
 
 def test_deregistration_delay_follows_the_idle_timeout(coupled) -> None:  # type: ignore[no-untyped-def]

@@ -25,12 +25,12 @@ from tests.conftest import validated_app
 from tests.helpers import instance_file, new_stack, user_data_text
 
 CLEANUP = 'echo "drained $(date -u +%FT%TZ)" >"$STATE_DIRECTORY/drained"'
-HOOK_SECONDS = 3900
+HOOK_SECONDS = 4300
 
 
 @pytest.fixture(scope="module")
 def drain_stack() -> cdk.Stack:
-    """The reference stack as ``-c privateIsolated=true -c terminationHookSeconds=3900 -c
+    """The reference stack as ``-c privateIsolated=true -c terminationHookSeconds=4300 -c
     terminationCommand=...`` builds it."""
     from stacks.gunicorn_service_stack import GunicornServiceStack
 
@@ -212,15 +212,15 @@ def test_fails_when_termination_command_has_no_hook() -> None:
 
 
 def test_fails_when_the_hook_is_shorter_than_the_drain() -> None:
-    """Idle 60 s: 6 + 70 (stop timeout) + 120 (clean-up) + 60 (completion) = 256 s."""
+    """Idle 60 s: 6 + 75 (stop timeout) + 120 (clean-up) + 60 (completion) = 261 s."""
     with pytest.raises(
         ValueError,
         match=re.escape(
-            "termination_hook_timeout (255 s) must be at least 256 s: 6 s to notice the "
-            "termination + 70 s stop timeout + 120 s for termination_command + 60 s to complete"
+            "termination_hook_timeout (260 s) must be at least 261 s: 6 s to notice the "
+            "termination + 75 s stop timeout + 120 s for termination_command + 60 s to complete"
         ),
     ):
-        _service(termination_hook_timeout=cdk.Duration.seconds(255), termination_command="echo")
+        _service(termination_hook_timeout=cdk.Duration.seconds(260), termination_command="echo")
 
 
 def test_fails_when_termination_command_is_not_one_line() -> None:

@@ -26,8 +26,8 @@ def fleet(
         boot_idle_timeout=60,
         keepalive_margin=5,
         keepalive=65,
-        graceful_timeout=60,
-        stop_timeout=70,
+        graceful_timeout=65,
+        stop_timeout=75,
         worker_class="gthread",
         threads=4,
         max_requests=0,
@@ -76,10 +76,17 @@ def test_a_lowered_idle_timeout_is_a_note() -> None:
     assert "booted for an idle timeout of 60 s" in found.notes[0]
 
 
-def test_a_sync_worker_and_a_drain_shorter_than_graceful_are_findings() -> None:
-    found, lb, tg, asg = fleet(drain=30, worker_class="sync", threads=1)
+def test_a_sync_worker_and_a_graceful_timeout_within_the_idle_timeout_are_findings() -> None:
+    found, lb, tg, asg = fleet(graceful_timeout=60, stop_timeout=70, worker_class="sync", threads=1)
     checks.check_fleet(found, lb, tg, asg)
-    assert {f.id for f in found.findings} == {"worker-ignores-keepalive", "graceful-within-drain"}
+    assert {f.id for f in found.findings} == {"worker-ignores-keepalive", "graceful-outlasts-idle"}
+
+
+def test_a_drain_shorter_than_the_graceful_timeout_is_no_finding() -> None:
+    """At scale-in the ALB drains the target before the instance stops (graceful-outlasts-idle)."""
+    found, lb, tg, asg = fleet(drain=30)
+    checks.check_fleet(found, lb, tg, asg)
+    assert found.findings == []
 
 
 def test_elb_error_counts_become_findings() -> None:

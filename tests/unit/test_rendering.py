@@ -59,7 +59,7 @@ def test_fails_when_a_value_is_unsafe_for_the_env_file() -> None:
 
 def test_gunicorn_conf_has_the_worker_settings_and_reads_the_coupled_values() -> None:
     text = rendering.render_gunicorn_conf(config(threads=8))
-    assert 'worker_class = "gthread"' in text
+    assert 'worker_class = "gunicorn_alb_gthread.GthreadWorker"' in text
     assert "threads = 8" in text
     assert 'keepalive = _coupled["GUNICORN_ALB_KEEPALIVE"]' in text
     # Read from the coupling file at every (re)load: the environment does not change on HUP.
@@ -91,6 +91,7 @@ def test_render_command_writes_the_files_an_instance_receives(tmp_path: Path, ca
         "gunicorn-alb-boot",
         "gunicorn-app.service",
         "gunicorn.conf.py",
+        "gunicorn_alb_gthread.py",
         "logrotate.d-gunicorn-app",
         "user-data.sh",
     ]
@@ -150,3 +151,15 @@ def test_the_agents_timer_starts_it_at_most_30_seconds_apart() -> None:
     )
     assert period <= rendering.COUPLING_PERIOD_MAX_SECONDS == 30
     assert settings["Unit"] == "gunicorn-alb-coupling.service"
+
+
+def test_only_the_chosen_worker_class_module_ships_as_written() -> None:
+    """The instance gets the worker subclass module of its worker class only, byte for byte as the
+    package ships it (the InstanceFiles asset has room for comments and docstrings)."""
+    files = rendering.render_files(config())
+    assert [path for path in files if "gunicorn_alb_" in path] == [
+        "/etc/gunicorn-alb/gunicorn_alb_gthread.py"
+    ]
+    assert files["/etc/gunicorn-alb/gunicorn_alb_gthread.py"] == rendering._resource(
+        "gunicorn_alb_gthread.py"
+    )

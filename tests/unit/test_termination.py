@@ -13,22 +13,23 @@ from tests.unit.test_rendering import config
 
 
 def test_the_drain_takes_the_watcher_period_the_stop_the_clean_up_and_the_completion() -> None:
-    coupled = derive_timeouts(60)  # stop timeout 70 s
-    assert termination.drain_seconds(coupled, cleanup=False) == 6 + 70 + 60
-    assert termination.drain_seconds(coupled, cleanup=True) == 6 + 70 + 120 + 60
+    coupled = derive_timeouts(60)  # graceful timeout 65 s (the keep-alive), stop timeout 75 s
+    assert termination.drain_seconds(coupled, cleanup=False) == 6 + 75 + 60
+    assert termination.drain_seconds(coupled, cleanup=True) == 6 + 75 + 120 + 60
 
 
 def test_with_a_deploy_time_idle_timeout_the_largest_stop_timeout_counts() -> None:
-    """Graceful timeout <= deregistration delay (3600 s for a parameter), stop = graceful + 10."""
-    assert termination.stop_bound(derive_timeouts(None)) == 3610
-    assert termination.stop_bound(derive_timeouts(None, deregistration_delay=300)) == 310
+    """Graceful timeout = the keep-alive (at most 4000 + margin for a parameter), stop = graceful
+    + 10."""
+    assert termination.stop_bound(derive_timeouts(None)) == 4015
+    assert termination.stop_bound(derive_timeouts(None, graceful_timeout=300)) == 310
     assert termination.stop_bound(derive_timeouts(None, stop_timeout=45)) == 45
 
 
 def test_a_hook_that_covers_the_drain_passes() -> None:
     coupled = derive_timeouts(60)
-    assert termination.check_termination(136, coupled, command=False) == []
-    assert termination.check_termination(256, coupled, command=True) == []
+    assert termination.check_termination(141, coupled, command=False) == []
+    assert termination.check_termination(261, coupled, command=True) == []
     assert termination.check_termination(None, coupled, command=False) == []
 
 
@@ -37,17 +38,17 @@ def test_a_hook_that_covers_the_drain_passes() -> None:
     [
         (
             60,
-            135,
+            140,
             False,
-            "termination_hook_timeout (135 s) must be at least 136 s: 6 s to notice the "
-            "termination + 70 s stop timeout + 60 s to complete the lifecycle action",
+            "termination_hook_timeout (140 s) must be at least 141 s: 6 s to notice the "
+            "termination + 75 s stop timeout + 60 s to complete the lifecycle action",
         ),
         (
             None,
-            3600,
+            4200,
             True,
-            "termination_hook_timeout (3600 s) must be at least 3796 s: 6 s to notice the "
-            "termination + 3610 s stop timeout (its largest: the idle timeout is a parameter) + "
+            "termination_hook_timeout (4200 s) must be at least 4201 s: 6 s to notice the "
+            "termination + 4015 s stop timeout (its largest: the idle timeout is a parameter) + "
             "120 s for termination_command + 60 s to complete the lifecycle action",
         ),
     ],

@@ -54,10 +54,10 @@ VARIANTS = (
     ReferenceVariant(
         "default",
         "reference stack, IdleTimeoutSeconds at its default 60, with the termination drain "
-        "(-c terminationHookSeconds=3900 -c terminationCommand=...)",
+        "(-c terminationHookSeconds=4300 -c terminationCommand=...)",
         60,
         context={
-            "terminationHookSeconds": "3900",
+            "terminationHookSeconds": "4300",
             "terminationCommand": drain_checks.TERMINATION_COMMAND,
         },
     ),

@@ -77,6 +77,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:  # run as a script: `python tools/proof/proof.py`
     sys.path.insert(0, str(REPO))
+from gunicorn_alb import rendering  # noqa: E402
 from tools import instance_files  # noqa: E402
 
 SAMPLE_APP = REPO / "constructs" / "gunicorn_alb" / "sample_app"
@@ -105,6 +106,7 @@ LONG_SPREAD = 0.005
 STARTUP_TIMEOUT = 30.0  # seconds for nginx / Gunicorn to answer
 STOP_TIMEOUT = 15.0  # seconds after SIGTERM before SIGKILL
 REQUEST_TIMEOUT = 10.0  # per request, client side
+CPU_LOAD_SECONDS = 600.0  # the busy processes' own bound; they are stopped when the run ends
 
 
 class ProofError(RuntimeError):
@@ -233,6 +235,48 @@ def stop_all(procs: Sequence[subprocess.Popen[bytes]]) -> None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=STOP_TIMEOUT)
+
+
+CPU_LOAD = """import time
+end = time.monotonic() + {seconds}
+while time.monotonic() < end:
+    pass
+"""
+
+
+@contextlib.contextmanager
+def cpu_load(seconds: float, processes: int | None = None) -> Iterator[int]:
+    """A deliberately busy machine: one spinning process per CPU beside the traffic (the race
+    windows widen when Gunicorn's and nginx's event loops run late), each ending on its own
+    after ``seconds`` and stopped on the way out. Yields how many run."""
+    count = processes if processes is not None else len(os.sched_getaffinity(0))
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", CPU_LOAD.format(seconds=float(seconds))],
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        for _ in range(count)
+    ]
+    try:
+        yield count
+    finally:
+        stop_all(procs)
+
+
+def stock_conf(rendered: Path, out: Path) -> Path:
+    """A copy of the render with Gunicorn's own worker class instead of the
+    construct's subclass (``rendering.WORKER_SUBCLASSES``): the defaults' side of a comparison
+    of worker stops."""
+    shutil.copytree(rendered, out)
+    conf = out / "gunicorn.conf.py"
+    text = conf.read_text()
+    for name, subclass in rendering.WORKER_SUBCLASSES.items():
+        text = text.replace(f'worker_class = "{subclass}"', f'worker_class = "{name}"')
+    if "gunicorn_alb_" in text:
+        raise ProofError(f"{conf}: a worker subclass is left after replacing it")
+    conf.write_text(text)
+    return out
 
 
 def http_get(port: int, path: str, timeout: float = 2.0) -> int:
@@ -682,6 +726,7 @@ class Outcome:
     plan: Plan
     workers: dict[str, WorkerOutcome]
     phases: dict[str, float]  # seconds each phase took, in order
+    busy: int = 0  # CPU-spinning processes beside the traffic
 
     @property
     def defaults(self) -> Result:
@@ -701,7 +746,8 @@ class Outcome:
         lines = [
             f"proof, {plan.name} run: nginx {IDLE_TIMEOUT} s idle timeout in front of "
             f"{plan.lanes} Gunicorns per variant, bursts of {plan.connections} requests; "
-            f"wall time {self.wall:.1f} s",
+            f"wall time {self.wall:.1f} s; machine kept busy by {self.busy} CPU-spinning "
+            "processes",
         ]
         lines += [
             f"calibration: {worker} (keep-alive {w.defaults.keepalive} s) closed an idle "
@@ -797,6 +843,7 @@ def run(plan: Plan, workdir: Path | None = None) -> Outcome:
             )
         variants = [v for pair in pairs.values() for v in pair]
         stack.enter_context(running(variants, rendered, plan))
+        busy = stack.enter_context(cpu_load(CPU_LOAD_SECONDS))
         phase("render and start")
 
         close_after = {w: calibrate(pair[0], stagger=0.1) for w, pair in pairs.items()}
@@ -851,6 +898,7 @@ def run(plan: Plan, workdir: Path | None = None) -> Outcome:
             for w, (defaults, generated) in pairs.items()
         },
         phases,
+        busy,
     )
 
 

@@ -65,7 +65,11 @@ IDLE = 3  # the scaled-down ALB idle timeout
 MARGIN = 1  # keep-alive 4 s
 RAISES = (5, 7)  # the idle timeout during the run, after each change
 AGENT_PERIOD = 1.0  # the coupling agent's timer, scaled (20-26 s on an instance)
-MAX_REQUESTS, MAX_REQUESTS_JITTER = 12, 6  # worker recycling
+MAX_REQUESTS, MAX_REQUESTS_JITTER = 20, 10  # worker recycling: a restart every 20-29 requests
+RECYCLED_AT_LEAST = 100  # worker restarts the full run must reach
+RELOAD_EVERY = 3.0  # seconds between SIGHUPs (reload row)
+KILL_EVERY = 4  # a lane's worker is SIGKILLed after every 4th burst (killed-worker row)
+STEADY_PAUSE = 0.02  # seconds between a steady stream's requests (reload and recycling rows)
 # Gaps near a keep-alive run from this long before it to just after Gunicorn's calibrated close.
 # Earlier than in proof.py: a burst's responses finish up to ~20 ms apart here (many processes
 # share the CPUs), and a request that wakes Gunicorn after any of the burst's connections expired
@@ -75,13 +79,9 @@ TARGET_GROUP = "arn:aws:elasticloadbalancing:proof:000000000000:targetgroup/proo
 LOAD_BALANCER = "arn:aws:elasticloadbalancing:proof:000000000000:loadbalancer/app/proof/0"
 
 AGENT_OFF = "idle timeout raised, agent off"
-TRANSITIONS = (
-    "idle timeout raised, agent",
-    AGENT_OFF,
-    "reload (HUP)",
-    "scale-in",
-    "worker recycling",
-)
+RELOAD, RECYCLING, KILLED = "reload (HUP)", "worker recycling", "worker killed (SIGKILL)"
+TRANSITIONS = ("idle timeout raised, agent", AGENT_OFF, RELOAD, "scale-in", RECYCLING, KILLED)
+STEADY = (RELOAD, RECYCLING)  # rows with a steady stream of requests beside the bursts
 
 AWS = r"""#!/bin/bash
 # aws stand-in for the proof: the coupling agent's two read-only calls, answered with what their
@@ -117,7 +117,7 @@ class Plan:
     seconds: float  # traffic per transition
 
 
-SHORT = Plan("short", lanes=2, connections=4, seconds=14.0)
+SHORT = Plan("short", lanes=2, connections=4, seconds=11.0)
 FULL = Plan("full", lanes=4, connections=4, seconds=45.0)
 
 
@@ -160,6 +160,9 @@ class Setup:
     events: list[str] = field(default_factory=list)
     window: float | None = 0.0  # longest window (s) a pooled connection could be closed first
     window_note: str = ""
+    reloads: int = 0
+    kills: int = 0
+    restarts: int = 0  # worker restarts for max_requests, counted from the logs at the end
 
     @property
     def conf(self) -> Path:
@@ -302,11 +305,12 @@ def run_lane(
     start: float,
     gaps: Sequence[float],
     out: list[proof.Sample],
+    after_burst: Callable[[int], None] | None = None,
 ) -> None:
-    """A first burst fills the pool (not counted), then a burst after each gap. Sleeps come
-    back late on a busy machine (many threads and processes share two CPUs), and the race
-    windows are milliseconds wide: each sleep is shortened by how late the lane's earlier ones
-    came back."""
+    """A first burst fills the pool (not counted), then a burst after each gap, and
+    ``after_burst(n)`` after the n-th. Sleeps come back late on a busy machine (many threads and
+    processes share two CPUs), and the race windows are milliseconds wide: each sleep is
+    shortened by how late the lane's earlier ones came back."""
     conns = [
         http.client.HTTPConnection(proof.LOOPBACK, port, timeout=proof.REQUEST_TIMEOUT)
         for _ in range(connections)
@@ -315,15 +319,47 @@ def run_lane(
     try:
         time.sleep(start)
         proof.burst(conns, path)
-        for gap in gaps:
+        for n, gap in enumerate(gaps, 1):
             due = time.monotonic() + gap
             time.sleep(max(0.0, gap - late))
             late += 0.5 * (time.monotonic() - due)
             drop_closed(conns)
             out.extend(proof.burst(conns, path, "transition", gap))
+            if after_burst is not None:
+                after_burst(n)
     finally:
         for conn in conns:
             conn.close()
+
+
+def run_steady(port: int, path: str, start: float, seconds: float, out: list[proof.Sample]) -> None:
+    """Load beside the bursts: one client connection, a request every STEADY_PAUSE seconds
+    after the previous answer, for ``seconds``."""
+    conn = http.client.HTTPConnection(proof.LOOPBACK, port, timeout=proof.REQUEST_TIMEOUT)
+    try:
+        time.sleep(start)
+        until = time.monotonic() + seconds
+        while time.monotonic() < until:
+            drop_closed([conn])
+            out.extend(proof.burst([conn], path, "steady", STEADY_PAUSE))
+            time.sleep(STEADY_PAUSE)
+    finally:
+        conn.close()
+
+
+def killer(setup: Setup, lane: int) -> Callable[[int], None]:
+    """After every KILL_EVERY-th burst of a lane (its responses all read, nothing in flight),
+    SIGKILL the lane's worker, as the kernel's OOM killer or a crash would end it."""
+
+    def kill(n: int) -> None:
+        if n % KILL_EVERY:
+            return
+        for pid in setup.lanes[lane][0].workers():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+                setup.kills += 1
+
+    return kill
 
 
 # --------------------------------------------------------------------------------------------
@@ -379,21 +415,18 @@ def raise_idle(setups: Sequence[Setup], plan: Plan, begin: float, coupled: list[
 
 
 def reload_gunicorn(setups: Sequence[Setup], plan: Plan, begin: float) -> None:
-    """SIGHUP to every Gunicorn master mid-run; the window is how long its old worker kept
-    pooled connections it would close before the load balancer (its stop linger)."""
-    sleep_until(begin + 0.5 * plan.seconds)
-    sent = []
+    """SIGHUP to every Gunicorn master every RELOAD_EVERY seconds from 10 % to 90 % of the run,
+    as ``systemctl reload`` sends it: each time new workers start and the old ones stop."""
+    moment = 0.1 * plan.seconds
+    while moment <= 0.9 * plan.seconds:
+        sleep_until(begin + moment)
+        for setup in setups:
+            setup.reloads += 1
+            for target in setup.targets():
+                target.proc.send_signal(signal.SIGHUP)
+        moment += RELOAD_EVERY
     for setup in setups:
-        setup.events.append(f"SIGHUP at {0.5 * plan.seconds:.1f} s")
-        if setup.window is not None:
-            setup.window_note = "old workers' stop linger"
-        for target in setup.targets():
-            sent.append((setup, target, target.workers(), time.monotonic()))
-            target.proc.send_signal(signal.SIGHUP)
-    for setup, target, before, at in sent:
-        gone = wait_for(replaced(target, before), 30, "the reload") - at
-        if setup.window is not None:  # None: the whole run already
-            setup.window = max(setup.window, gone)
+        setup.events.append(f"{setup.reloads} SIGHUPs, every {RELOAD_EVERY:.0f} s")
 
 
 def drained(setup: Setup) -> bool:
@@ -468,6 +501,7 @@ class Outcome:
     close_after: float
     wall: float
     run_seconds: float
+    busy: int = 0  # CPU-spinning processes beside the traffic
 
     def rows(self) -> list[Setup]:
         return self.setups
@@ -480,7 +514,8 @@ class Outcome:
             f"transitions, {self.plan.name} run: nginx idle timeout {IDLE} s (raised to "
             f"{' then '.join(map(str, RAISES))} s where it changes), {self.plan.lanes} lanes per "
             f"setup, bursts of {self.plan.connections}, {self.plan.seconds:.0f} s of traffic; "
-            f"wall time {self.wall:.1f} s; Gunicorn closed an idle connection "
+            f"wall time {self.wall:.1f} s, the machine kept busy by {self.busy} CPU-spinning "
+            f"processes; Gunicorn closed an idle connection "
             f"{self.close_after * 1000:.1f} ms after its response (calibration)",
             "",
             "| transition | setup | keep-alive | requests | failed | longest window a pooled "
@@ -529,15 +564,16 @@ def install_standins(bin_dir: Path) -> None:
 
 
 @contextlib.contextmanager
-def running(setups: Sequence[Setup], plan: Plan, rendered: Path, recycling: Path,
+def running(setups: Sequence[Setup], plan: Plan, confs: dict[tuple[str, bool], Path],
             coupling: dict[str, str]) -> Iterator[None]:  # fmt: skip
-    """Every setup's Gunicorns and nginx; all stopped on the way out."""
+    """Every setup's Gunicorns and nginx; all stopped on the way out. ``confs``: the render by
+    (setup name, recycling or not)."""
     nginx = proof.find_nginx()
     procs: list[subprocess.Popen[bytes]] = []
     try:
         for setup in setups:
             setup.tmp.mkdir(parents=True)
-            conf = recycling if setup.transition == "worker recycling" else rendered
+            conf = confs[setup.name, setup.transition == RECYCLING]
             env = {**coupling, "GUNICORN_ALB_KEEPALIVE": str(setup.keepalive)}
             per_lane = 2 if setup.transition == "scale-in" else 1
             for _ in range(plan.lanes):
@@ -581,6 +617,14 @@ def run(plan: Plan, workdir: Path | None = None) -> Outcome:
         recycling = render(workdir / "rendered-recycling", "--max-requests", str(MAX_REQUESTS),
                            "--max-requests-jitter", str(MAX_REQUESTS_JITTER))  # fmt: skip
         coupling = instance_files.boot_environment(rendered, workdir / "root")
+        # The defaults run Gunicorn's own worker classes; the generated setup the subclasses in
+        # userdata/gunicorn_alb_*.py that the rendered gunicorn.conf.py names.
+        confs = {
+            ("generated", False): rendered,
+            ("generated", True): recycling,
+            ("defaults", False): proof.stock_conf(rendered, workdir / "stock"),
+            ("defaults", True): proof.stock_conf(recycling, workdir / "stock-recycling"),
+        }
         derived = int(coupling["GUNICORN_ALB_KEEPALIVE"])
         default_keepalive = proof.gunicorn_default_keepalive()
         bin_dir = workdir / "bin"
@@ -591,7 +635,8 @@ def run(plan: Plan, workdir: Path | None = None) -> Outcome:
                                 workdir / f"t{n}-defaults", window=None))  # fmt: skip
             setups.append(Setup(transition, "generated", derived, transition == TRANSITIONS[0],
                                 workdir / f"t{n}-generated"))  # fmt: skip
-        stack.enter_context(running(setups, plan, rendered, recycling, coupling))
+        stack.enter_context(running(setups, plan, confs, coupling))
+        busy = stack.enter_context(proof.cpu_load(proof.CPU_LOAD_SECONDS))
 
         # How late Gunicorn closes an idle connection here (as proof.py measures it).
         closes: list[float] = []
@@ -628,8 +673,12 @@ def run(plan: Plan, workdir: Path | None = None) -> Outcome:
         for n, setup in enumerate(setups):
             for i, gaps in enumerate(lane_gaps):
                 start = max(0.0, begin - time.monotonic()) + (i * len(setups) + n) * stagger
+                kill = killer(setup, i) if setup.transition == KILLED else None
                 jobs.append(partial(run_lane, setup.nginx_port, f"/lane{i}/", plan.connections,
-                                    start, gaps, setup.samples))  # fmt: skip
+                                    start, gaps, setup.samples, kill))  # fmt: skip
+                if setup.transition in STEADY:
+                    jobs.append(partial(run_steady, setup.nginx_port, f"/lane{i}/",
+                                        start + 0.5, plan.seconds, setup.samples))  # fmt: skip
         pairs = [setups[i : i + 2] for i in range(0, len(setups), 2)]
         graceful = int(coupling["GUNICORN_ALB_GRACEFUL_TIMEOUT"])
         jobs += [
@@ -646,19 +695,26 @@ def run(plan: Plan, workdir: Path | None = None) -> Outcome:
         after = pairs[1][1]
         after.window = until - (begin + 0.3 * plan.seconds)
         after.window_note = "from the first raise on: keep-alive 4 s <= idle timeout"
-        recycled = pairs[4][1]
-        count = restarts(recycled)
-        recycled.window = linger() if count else 0.0
-        recycled.window_note = f"stop linger at each of {count} worker restarts"
         for setup in setups:
-            if setup.name == "defaults" and setup.transition == "worker recycling":
-                setup.events.append(f"{restarts(setup)} worker restarts")
+            if setup.transition == RECYCLING:
+                setup.restarts = restarts(setup)
+                setup.events.append(f"{setup.restarts} worker restarts")
+            if setup.transition == KILLED:
+                setup.events.append(f"{setup.kills} workers SIGKILLed, each after a burst")
+            if setup.name == "generated" and setup.transition in (RELOAD, RECYCLING):
+                # Every stopping worker keeps its pooled connections until nginx closes them
+                # (tests/runtime/test_worker_stop.py), so none is closed first.
+                setup.window_note = "stopping workers close no idle pooled connection"
+            if setup.name == "generated" and setup.transition == KILLED:
+                setup.window_note = "a killed worker's connections close with it (FIN)"
             if setup.agent:
                 recouplings = sum(
                     (t.home / "agent.log").read_text().count("re-coupled") for t in setup.targets()
                 )
                 setup.events.append(f"the agent re-coupled {recouplings} times")
-    return Outcome(plan, setups, coupled, close_after, time.monotonic() - started, plan.seconds)
+    return Outcome(
+        plan, setups, coupled, close_after, time.monotonic() - started, plan.seconds, busy
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -681,6 +737,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if failed:
         print("transitions: FAILED: the generated setup lost requests in "
               + ", ".join(s.transition for s in failed), file=sys.stderr)  # fmt: skip
+        return 1
+    if outcome.plan is FULL and not any(s.failed for s in outcome.setups if s.name == "defaults"):
+        print(
+            "transitions: FAILED: Gunicorn's defaults lost no request, so the run did not "
+            "reproduce the race and proves nothing",
+            file=sys.stderr,
+        )
+        return 1
+    recycled = outcome.setup(RECYCLING, "generated").restarts
+    if outcome.plan is FULL and recycled < RECYCLED_AT_LEAST:
+        print(
+            f"transitions: FAILED: {recycled} worker restarts in the recycling row, fewer than "
+            f"{RECYCLED_AT_LEAST}: the run did not exercise recycling enough",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

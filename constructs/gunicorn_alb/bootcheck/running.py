@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from gunicorn_alb import instance_logs
+from gunicorn_alb import instance_logs, rendering
 from gunicorn_alb.bootcheck import app_probe
 from gunicorn_alb.bootcheck.checks import Outcome, tail
 from gunicorn_alb.bootcheck.instance import Instance
@@ -310,7 +310,17 @@ def check_effective_config(
         settings["keepalive"],
         keepalive,
     )
-    outcome.equal("worker class of the running Gunicorn", settings["worker_class"], worker_class)
+    outcome.equal(
+        f"worker class of the running Gunicorn (the construct's subclass of {worker_class})",
+        settings["worker_class"],
+        rendering.WORKER_SUBCLASSES[worker_class],
+    )
+    idle = outcome.idle_timeout
+    outcome.check(
+        idle is not None and settings["graceful_timeout"] > idle,
+        f"graceful timeout of the running Gunicorn: {settings['graceful_timeout']} s, longer than "
+        f"the idle timeout {idle} s (rule graceful-outlasts-idle)",
+    )
     versions = instance.container.run(
         [f"{VENV}/bin/python", "-I", "-c", "import gunicorn; print(gunicorn.__version__)"]
     )

@@ -25,7 +25,7 @@ ELB_METRICS = {"elb-502-count": "HTTPCode_ELB_502_Count", "elb-504-count": "HTTP
 _RULE_SUFFIX = re.compile(r"\(rule ([a-z-]+)\)$")
 _ARGUMENT_RULES = {
     "deregistration_delay": "drain-bounded-by-idle",
-    "graceful_timeout": "graceful-within-drain",
+    "graceful_timeout": "graceful-outlasts-idle",
     "stop_timeout": "stop-after-graceful",
     "max_requests": "max-requests-needs-jitter",
 }
@@ -35,7 +35,8 @@ _CONF_KEYS = ("worker_class", "threads", "max_requests", "max_requests_jitter")
 
 
 def parse_gunicorn_conf(text: str) -> dict[str, object]:
-    """The literal top-level settings the construct templates in ``gunicorn.conf.py``."""
+    """The literal top-level settings the construct templates in ``gunicorn.conf.py`` (the
+    worker class as the one whose subclass it names, ``rendering.WORKER_SUBCLASSES``)."""
     settings: dict[str, object] = {}
     for key in _CONF_KEYS:
         match = re.search(rf"^{key}\s*=\s*(.+?)\s*$", text, re.MULTILINE)
@@ -45,6 +46,9 @@ def parse_gunicorn_conf(text: str) -> dict[str, object]:
             settings[key] = ast.literal_eval(match.group(1))
         except (ValueError, SyntaxError):
             continue
+    chosen = {subclass: name for name, subclass in rendering.WORKER_SUBCLASSES.items()}
+    if settings.get("worker_class") in chosen:
+        settings["worker_class"] = chosen[str(settings["worker_class"])]
     return settings
 
 
@@ -214,16 +218,24 @@ def check_drain(
     report: Report, lb: LoadBalancerReport, tg: TargetGroupReport, asg: AsgReport
 ) -> None:
     """The instance's graceful/stop timeouts and max_requests against the live drain, through
-    the model's rules (graceful-within-drain, max-requests-needs-jitter, ...)."""
+    the model's rules (graceful-outlasts-idle, max-requests-needs-jitter, ...)."""
     if asg.keepalive_margin is None or asg.graceful_timeout is None:
         return
+    graceful, stop = asg.graceful_timeout, asg.stop_timeout
+    keepalive_behind = asg.keepalive is not None and asg.keepalive <= lb.idle_timeout
+    if graceful <= lb.idle_timeout and (asg.coupling_agent or keepalive_behind):
+        # The agent re-couples the graceful timeout with the keep-alive (userdata/coupling.sh);
+        # without it, check_keepalive's finding already says to replace the instances. The stop
+        # timeout stays as booted: an instance stops after the ALB drained it, with no
+        # connection left for a worker to wait for.
+        graceful, stop = lb.idle_timeout + asg.keepalive_margin, None
     try:
         timeouts.derive_timeouts(
             lb.idle_timeout,
             keepalive_margin=asg.keepalive_margin,
             deregistration_delay=tg.deregistration_delay,
-            graceful_timeout=asg.graceful_timeout,
-            stop_timeout=asg.stop_timeout,
+            graceful_timeout=graceful,
+            stop_timeout=stop,
             max_requests=asg.max_requests or 0,
             max_requests_jitter=asg.max_requests_jitter or 0,
         )
@@ -262,6 +274,6 @@ def manual_check(lb: LoadBalancerReport, tg: TargetGroupReport) -> str:
     """What to check by hand when the instances' settings cannot be read."""
     return (
         f". Check by hand: Gunicorn's keepalive must exceed {lb.idle_timeout} s, its worker "
-        "class must honour keep-alive (not sync), and its graceful_timeout must be at most "
-        f"{tg.deregistration_delay} s"
+        "class must honour keep-alive (not sync), and its graceful_timeout must exceed "
+        f"{lb.idle_timeout} s"
     )
