@@ -23,8 +23,8 @@ Rule (id as in docs/deploying.md's coupled-values table):
     Gunicorn's graceful stop) + the clean-up's bound (with a ``termination_command``) + the
     completion's budget, so the drain always completes before the heartbeat timeout ends the wait
     on its own. When the idle timeout is a deploy-time parameter, the stop timeout is not known at
-    synth; its largest value is used: the deregistration delay + 10 s (rule graceful-within-drain
-    bounds the graceful timeout by the delay, rule stop-after-graceful adds 10 s).
+    synth; its largest value is used: 4000 s + the margin + 10 s (rule graceful-outlasts-idle
+    makes the graceful timeout the keep-alive, rule stop-after-graceful adds 10 s).
 """
 
 from __future__ import annotations

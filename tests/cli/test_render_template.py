@@ -33,7 +33,13 @@ def test_render_writes_what_the_reference_stacks_instances_receive(  # type: ign
     assert boot_env["INSTANCE_FILES_URL"].startswith(
         "s3://cdk-hnb659fds-assets-${AWS::AccountId}-${AWS::Region}/"
     )
-    assert 'worker_class = "gthread"' in read(rendering.GUNICORN_CONF_PATH)
+    assert 'worker_class = "gunicorn_alb_gthread.GthreadWorker"' in read(
+        rendering.GUNICORN_CONF_PATH
+    )
+    assert (
+        read("/etc/gunicorn-alb/gunicorn_alb_gthread.py")
+        == (root / "userdata/gunicorn_alb_gthread.py").read_text()
+    )
     assert read(USER_DATA_PATH).startswith("#!/bin/bash\n")
     listed = capsys.readouterr().out.splitlines()
     assert f"{out}{rendering.BOOT_ENV_PATH}  (user data)" in listed

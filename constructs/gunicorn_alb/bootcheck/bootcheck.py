@@ -45,6 +45,7 @@ from gunicorn_alb.bootcheck import (
     app_checks,
     checks,
     drain_checks,
+    log_checks,
     prerequisites,
     rootfs,
     running,
@@ -288,8 +289,8 @@ def _check_running_instance(
     running.check_workers(outcome, instance, main_pid, workers)
     running.check_health(outcome, instance, health_url, variant.health_body)
     checks.check_logs_written(outcome, instance)
-    running.check_access_log(outcome, instance, health_url, worker_class)
-    running.check_log_rotation(outcome, instance, health_url)
+    log_checks.check_access_log(outcome, instance, health_url, worker_class)
+    log_checks.check_log_rotation(outcome, instance, health_url)
     running.check_effective_config(
         outcome,
         instance,

@@ -27,8 +27,9 @@ Findings (ids are stable):
     The worker class is not one that honours keep-alive (``sync``), or gthread has < 2 threads.
 ``max-requests-needs-jitter``
     ``max_requests`` without ``max_requests_jitter``.
-``graceful-within-drain`` / ``drain-bounded-by-idle`` / ``stop-after-graceful``
-    Gunicorn's graceful timeout exceeds the live deregistration delay (or the delay is 0).
+``graceful-outlasts-idle`` / ``drain-bounded-by-idle`` / ``stop-after-graceful``
+    Gunicorn's graceful timeout does not outlast the live idle timeout, the deregistration delay
+    is out of its range, or systemd's stop timeout does not outlast the graceful timeout.
 ``boot-env-invalid``
     The user data's ``boot.env`` breaks the model (the boot script refuses to start with it).
 ``elb-502-count`` / ``elb-504-count``
