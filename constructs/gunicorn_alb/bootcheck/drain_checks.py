@@ -117,17 +117,7 @@ def check_drain(
     and completes the lifecycle action once."""
     box = instance.container
     units = [f"/etc/systemd/system/{unit}" for unit in (DRAIN_SERVICE, DRAIN_TIMER, CLEANUP_UNIT)]
-    verify = box.run(["systemd-analyze", "verify", *units])
-    said = (verify.stdout + verify.stderr).strip()
-    outcome.check(
-        verify.returncode == 0 and not said,
-        f"`systemd-analyze verify` of {', '.join(units)} is clean"
-        + (
-            ""
-            if verify.returncode == 0 and not said
-            else f" (exit {verify.returncode}):\n{tail(said)}"
-        ),
-    )
+    running.check_units_verify(outcome, instance, units)
     timer = box.systemctl_show(DRAIN_TIMER, "ActiveState", "UnitFileState")
     reads = [
         c

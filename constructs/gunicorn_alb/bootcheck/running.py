@@ -126,16 +126,20 @@ def check_unit(outcome: Outcome, instance: Instance, boot_env: dict[str, str]) -
 
 
 def check_unit_verifies(outcome: Outcome, instance: Instance) -> None:
-    result = instance.container.run(["systemd-analyze", "verify", UNIT_PATH])
+    check_units_verify(outcome, instance, [UNIT_PATH], "(systemd 252, with its drop-in) ")
+
+
+def check_units_verify(
+    outcome: Outcome, instance: Instance, paths: list[str], note: str = ""
+) -> None:
+    """``systemd-analyze verify`` of the unit files at PATHS, inside the container, says nothing."""
+    result = instance.container.run(["systemd-analyze", "verify", *paths])
     output = (result.stdout + result.stderr).strip()
+    clean = result.returncode == 0 and not output
     outcome.check(
-        result.returncode == 0 and not output,
-        f"`systemd-analyze verify {UNIT_PATH}` (systemd 252, with its drop-in) is clean"
-        + (
-            ""
-            if result.returncode == 0 and not output
-            else f" (exit {result.returncode}):\n{tail(output)}"
-        ),
+        clean,
+        f"`systemd-analyze verify {' '.join(paths)}` {note}is clean"
+        + ("" if clean else f" (exit {result.returncode}):\n{tail(output)}"),
     )
 
 
