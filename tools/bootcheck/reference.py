@@ -72,10 +72,14 @@ VARIANTS = (
         },
     ),
     ReferenceVariant(
-        "parameter-300",
-        "parameter mode: IdleTimeoutSeconds=300 as with cdk deploy --parameters",
+        "parameter-300-flaky",
+        "parameter mode: IdleTimeoutSeconds=300 as with cdk deploy --parameters; the first attempt "
+        "of every network step fails (dnf, aws s3 cp, cfn-signal): the boot retries each and "
+        "succeeds (RETRY_DELAY_SECONDS=1: the same backoff, shorter waits)",
         300,
         parameters={"IdleTimeoutSeconds": "300"},
+        flaky_network=True,
+        retry_delay_seconds=1,
     ),
     ReferenceVariant(
         "broken-app",
@@ -83,13 +87,6 @@ VARIANTS = (
         60,
         broken_app=True,
         health_wait_seconds=5,
-    ),
-    ReferenceVariant(
-        "flaky-network",
-        "the first attempt of every network step fails (dnf, aws s3 cp, cfn-signal); the boot "
-        "retries each and succeeds",
-        60,
-        flaky_network=True,
     ),
     ReferenceVariant(
         "example-django",

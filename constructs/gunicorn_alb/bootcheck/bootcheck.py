@@ -81,6 +81,8 @@ class Variant:
     """Break the app asset (an import error in its WSGI module): the boot must signal failure."""
     health_wait_seconds: int | None = None
     """Replaces HEALTH_WAIT_SECONDS in the user data's boot.env."""
+    retry_delay_seconds: int | None = None
+    """Replaces RETRY_DELAY_SECONDS (the first wait of a retried network step) in boot.env."""
     flaky_network: bool = False
     """The stand-ins fail the first attempt of every network step (dnf, ``aws s3 cp``,
     cfn-signal): the boot must retry each one and still succeed."""
@@ -118,6 +120,8 @@ def run_variant(variant: Variant, synth: Synth, work: Path, root: Path) -> Outco
     text = user_data.text
     if variant.health_wait_seconds is not None:
         text = stack.set_boot_env(text, "HEALTH_WAIT_SECONDS", str(variant.health_wait_seconds))
+    if variant.retry_delay_seconds is not None:
+        text = stack.set_boot_env(text, "RETRY_DELAY_SECONDS", str(variant.retry_delay_seconds))
     if variant.from_pypi:
         text = stack.set_boot_env(text, "BUILD_FROM_SOURCE", '"all"')
     boot_env = delivery.parse_env(stack.heredoc(text, rendering.BOOT_ENV_PATH))

@@ -187,7 +187,7 @@ class Instance:
         return self.container.read(OUTPUT_LOG)
 
     def calls(self, injected: bool = False) -> list[dict[str, Any]]:
-        """The stand-ins' calls log; the failures they injected (the flaky-network variant's
+        """The stand-ins' calls log; the failures they injected (the flaky variant's
         first attempts) only with ``injected``, so every other check sees the calls that did
         the work."""
         path = self.log / "calls.jsonl"
