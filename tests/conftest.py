@@ -73,6 +73,33 @@ def reference_https_stack():  # type: ignore[no-untyped-def]
     )
 
 
+DRAIN_CLEANUP = 'echo "drained $(date -u +%FT%TZ)" >"$STATE_DIRECTORY/drained"'
+DRAIN_HOOK_SECONDS = 4300
+
+
+@pytest.fixture(scope="session")
+def isolated_drain_stack():  # type: ignore[no-untyped-def]
+    """The reference stack as ``-c privateIsolated=true -c terminationHookSeconds=4300 -c
+    terminationCommand=...`` builds it: isolated subnets with their endpoints, and the termination
+    drain (shared by the platform, drain and compliance tests)."""
+    from stacks.gunicorn_service_stack import GunicornServiceStack
+
+    return GunicornServiceStack(
+        validated_app(),
+        "Reference",
+        private_isolated=True,
+        termination_hook_seconds=DRAIN_HOOK_SECONDS,
+        termination_command=DRAIN_CLEANUP,
+    )
+
+
+@pytest.fixture(scope="session")
+def isolated_drain_template(isolated_drain_stack):  # type: ignore[no-untyped-def]
+    from aws_cdk import assertions
+
+    return assertions.Template.from_stack(isolated_drain_stack)
+
+
 @pytest.fixture(scope="session")
 def reference_template(reference_stack):  # type: ignore[no-untyped-def]
     from aws_cdk import assertions

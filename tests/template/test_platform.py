@@ -41,10 +41,10 @@ def arm() -> tuple[ApplicationLoadBalancedGunicornService, assertions.Template]:
 
 
 @pytest.fixture(scope="module")
-def isolated() -> assertions.Template:
-    return assertions.Template.from_stack(
-        GunicornServiceStack(new_app(), "Isolated", private_isolated=True)
-    )
+def isolated(isolated_drain_template: assertions.Template) -> assertions.Template:
+    """``-c privateIsolated=true`` (with the termination drain, whose Auto Scaling endpoint it
+    adds: one synth for both kinds of test)."""
+    return isolated_drain_template
 
 
 def test_the_boot_installs_from_the_wheelhouse_asset(
@@ -181,7 +181,7 @@ def test_the_isolated_group_waits_for_the_endpoints(isolated: assertions.Templat
     """Isolated instances reach S3 and the AWS APIs through the endpoints only: the group is
     created after every one of them (CloudFormation user guide, "DependsOn attribute")."""
     endpoints = set(isolated.find_resources("AWS::EC2::VPCEndpoint"))
-    assert len(endpoints) == 1 + len(INTERFACE_ENDPOINTS)
+    assert len(endpoints) == 1 + len(INTERFACE_ENDPOINTS) + len(TERMINATION_HOOK_ENDPOINTS)
     (group,) = isolated.find_resources("AWS::AutoScaling::AutoScalingGroup").values()
     assert endpoints <= set(group.get("DependsOn", []))
 

@@ -1,15 +1,14 @@
 """The termination drain in the template: the hook with its fixed name, the role's one permission
 to complete lifecycle actions of its own group, instance tags in the metadata (the group's name),
 the watcher's files and boot.env keys, the Auto Scaling endpoint without a NAT gateway; none of it
-without the hook. One reference stack with the hook (isolated subnets, a termination_command),
-checked by cdk-nag, the Control Tower controls and cfn-lint (whose E3004 finds circular
-dependencies) as the reference stack is."""
+without the hook. One reference stack with the hook (isolated subnets, a termination_command;
+conftest's ``isolated_drain_stack``), which tests/compliance/test_termination_drain.py checks with
+cdk-nag, the Control Tower controls and cfn-lint."""
 
 from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
@@ -18,34 +17,21 @@ from aws_cdk import assertions
 from aws_cdk.assertions import Match
 
 from gunicorn_alb import ApplicationLoadBalancedGunicornService, delivery, rendering, termination
-from tests.compliance.test_cdk_nag import violations
-from tests.compliance.test_cfn_lint import cfn_lint
-from tests.compliance.test_control_tower import ACKNOWLEDGED, HTTP_ONLY, _findings, _report
-from tests.conftest import validated_app
+from tests.conftest import DRAIN_CLEANUP, DRAIN_HOOK_SECONDS
 from tests.helpers import instance_file, new_stack, user_data_text
 
-CLEANUP = 'echo "drained $(date -u +%FT%TZ)" >"$STATE_DIRECTORY/drained"'
-HOOK_SECONDS = 4300
+CLEANUP = DRAIN_CLEANUP
+HOOK_SECONDS = DRAIN_HOOK_SECONDS
 
 
 @pytest.fixture(scope="module")
-def drain_stack() -> cdk.Stack:
-    """The reference stack as ``-c privateIsolated=true -c terminationHookSeconds=4300 -c
-    terminationCommand=...`` builds it."""
-    from stacks.gunicorn_service_stack import GunicornServiceStack
-
-    return GunicornServiceStack(
-        validated_app(),
-        "Reference",
-        private_isolated=True,
-        termination_hook_seconds=HOOK_SECONDS,
-        termination_command=CLEANUP,
-    )
+def drain_stack(isolated_drain_stack: cdk.Stack) -> cdk.Stack:
+    return isolated_drain_stack
 
 
 @pytest.fixture(scope="module")
-def drain(drain_stack: cdk.Stack) -> assertions.Template:
-    return assertions.Template.from_stack(drain_stack)
+def drain(isolated_drain_template: assertions.Template) -> assertions.Template:
+    return isolated_drain_template
 
 
 def _logical_id(template: assertions.Template, kind: str) -> str:
@@ -159,46 +145,6 @@ def test_without_the_hook_there_is_no_drain(reference_template: assertions.Templ
     assert boot_env["TERMINATION_HOOK_NAME"] == ""
     assert boot_env["TERMINATION_CLEANUP_UNIT"] == ""
     assert delivery.written_file(user_data, termination.WATCHER_PATH) is None
-
-
-def test_the_drain_stack_passes_cdk_nag(drain_stack: cdk.Stack) -> None:
-    """The isolated layout's interface endpoints draw AwsSolutions-EC23 (their security groups
-    admit the VPC's CIDR, a GetAtt cdk-nag cannot read), the Auto Scaling one as the others; the
-    drain adds no other finding (the policy's ``autoScalingGroup:*`` is acknowledged)."""
-    found = violations(drain_stack)
-    endpoints = re.compile(
-        r"^AwsSolutions-EC23: \[('Reference/Endpoints/\w+/SecurityGroup/Resource'(, )?)+\]$"
-    )
-    assert [v for v in found if not endpoints.match(v)] == []
-    assert any("Endpoints/AutoScaling" in v for v in found)
-
-
-def test_the_drain_stack_meets_the_control_tower_controls(drain_stack: cdk.Stack) -> None:
-    report = _report(drain_stack)
-    found = _findings(report["violations"], drain_stack)
-    assert found <= ACKNOWLEDGED | HTTP_ONLY, sorted(found - ACKNOWLEDGED - HTTP_ONLY)
-
-
-def test_cfn_lint_finds_no_errors_nor_a_circular_dependency(
-    drain: assertions.Template, tmp_path: Path
-) -> None:
-    (tmp_path / "drain.json").write_text(json.dumps(drain.to_json()))
-    status, errors, output = cfn_lint(tmp_path / "drain.json")
-    assert status & 0b11 == 0 and not errors, output
-
-
-def test_cfn_lint_finds_a_circular_dependency(drain: assertions.Template, tmp_path: Path) -> None:
-    """The check can fail: the group made to wait for the policy that references it."""
-    template: dict[str, Any] = dict(drain.to_json())
-    resources = template["Resources"]
-    (policy,) = (k for k in resources if "TerminationHookPolicy" in k)
-    (group,) = (
-        k for k, r in resources.items() if r["Type"] == "AWS::AutoScaling::AutoScalingGroup"
-    )
-    resources[group]["DependsOn"] = [*resources[group].get("DependsOn", []), policy]
-    (tmp_path / "cycle.json").write_text(json.dumps(template))
-    _, errors, _ = cfn_lint(tmp_path / "cycle.json")
-    assert any(":E3004:" in line for line in errors), errors
 
 
 def _service(**props: Any) -> ApplicationLoadBalancedGunicornService:
