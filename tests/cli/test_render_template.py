@@ -10,6 +10,7 @@ import pytest
 from gunicorn_alb import delivery, rendering
 from gunicorn_alb.__main__ import main
 from gunicorn_alb.render_template import USER_DATA_PATH
+from tools.bootcheck import reference
 
 pytestmark = pytest.mark.cli
 
@@ -17,7 +18,8 @@ pytestmark = pytest.mark.cli
 def test_render_writes_what_the_reference_stacks_instances_receive(  # type: ignore[no-untyped-def]
     cli_synths, tmp_path: Path, capsys
 ) -> None:
-    template = cli_synths["default"].outdir / "GunicornAlbReference.template.json"
+    synth = cli_synths[reference.VARIANTS[0].synth_key]  # the default variant's
+    template = synth.outdir / "GunicornAlbReference.template.json"
     out = tmp_path / "files"
     assert main(["render", "--template", str(template), "--out", str(out)]) == 0
 
