@@ -6,17 +6,16 @@ Needs nginx (CI installs the Debian package); without it the test fails, it does
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from tools.proof import proof
 
 
 @pytest.mark.runtime
-def test_generated_keepalive_loses_no_request_where_gunicorn_defaults_do(tmp_path: Path) -> None:
+def test_generated_keepalive_loses_no_request_where_gunicorn_defaults_do(short_runs) -> None:  # type: ignore[no-untyped-def]
+    run, tmp_path = short_runs["proof"]
     try:
-        outcome = proof.run(proof.SHORT, tmp_path)
+        outcome = run.result()
     except proof.ProofError as error:
         pytest.fail(f"the proof could not run: {error}", pytrace=False)
     report = outcome.report()

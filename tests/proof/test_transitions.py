@@ -9,17 +9,16 @@ Needs nginx (CI installs the Debian package); without it the test fails, it does
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from tools.proof import transitions
 
 
 @pytest.mark.runtime
-def test_the_generated_setup_loses_no_request_in_any_transition(tmp_path: Path) -> None:
+def test_the_generated_setup_loses_no_request_in_any_transition(short_runs) -> None:  # type: ignore[no-untyped-def]
+    run, _ = short_runs["transitions"]
     try:
-        outcome = transitions.run(transitions.SHORT, tmp_path)
+        outcome = run.result()
     except transitions.proof.ProofError as error:
         pytest.fail(f"the transitions could not run: {error}", pytrace=False)
     report = outcome.report()
