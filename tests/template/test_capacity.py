@@ -21,7 +21,8 @@ Match = assertions.Match
 @pytest.fixture(scope="module")
 def mixed() -> tuple[ApplicationLoadBalancedGunicornService, assertions.Template]:
     """Two instance types, half of the capacity above the base on Spot, CPU scaling only, a
-    Spot-unfriendly drain (warns), the instance logs under an imported key (warns) for a month."""
+    Spot-unfriendly drain (warns), the instance logs under an imported key (warns) for a month,
+    recycled workers (warns)."""
     stack, vpc = new_stack()
     key = kms.Key.from_key_arn(
         stack, "Key", "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
@@ -40,8 +41,18 @@ def mixed() -> tuple[ApplicationLoadBalancedGunicornService, assertions.Template
         log_retention=cdk.Duration.days(30),
         min_capacity=2,
         max_capacity=6,
+        max_requests=1000,
+        max_requests_jitter=50,
     )
     return service, assertions.Template.from_stack(stack)
+
+
+def test_max_requests_draws_a_warning(mixed) -> None:  # type: ignore[no-untyped-def]
+    service, _ = mixed
+    warnings = assertions.Annotations.from_stack(cdk.Stack.of(service)).find_warning(
+        "*", assertions.Match.string_like_regexp("max_requests=1000")
+    )
+    assert len(warnings) == 1
 
 
 def _one(template: assertions.Template, kind: str) -> dict[str, Any]:

@@ -158,17 +158,6 @@ def test_a_users_app_directory_is_uploaded_with_its_requirements(tmp_path: Path)
     assert service.instance_config.wsgi_app == "mysite.wsgi:application"
 
 
-def test_max_requests_draws_a_warning() -> None:
-    service = build(max_requests=1000, max_requests_jitter=50)
-    stack = cdk.Stack.of(service)
-    from aws_cdk import assertions
-
-    warnings = assertions.Annotations.from_stack(stack).find_warning(
-        "*", assertions.Match.string_like_regexp("max_requests=1000")
-    )
-    assert len(warnings) == 1
-
-
 # Bad values a user might try (issue 21): each fails at synth, naming the argument, the value
 # and what is allowed. One parametrized case per check; each fails before any resource exists.
 BAD_VALUES: list[tuple[dict[str, Any], str]] = [
