@@ -1,5 +1,6 @@
-"""The wheelhouse: real pip resolving against a local folder of wheels built here (offline), the
-cache, the messages; one test resolves the real pins on PyPI (cached after the first run)."""
+"""The wheelhouse: real pip (a process per scenario) resolving against a local folder of wheels
+built here (offline), the cache, the messages; one test resolves the real pins on PyPI (cached
+after the first run). Runtime tests: they run pip itself."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ import pytest
 
 from gunicorn_alb import rendering, timeouts, wheelhouse
 from gunicorn_alb.wheelhouse import WheelhouseError, WheelhouseSpec
+
+pytestmark = pytest.mark.runtime
 
 
 def make_wheel(
