@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -119,8 +120,44 @@ def probe(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str
     return code, json.loads(captured.out)
 
 
-def test_the_default_keepalive_is_measured_and_found_exposed(servers, capsys) -> None:  # type: ignore[no-untyped-def]
-    code, report = probe(capsys, servers["gthread-2"], "--idle-timeout", "60")
+# Each probe mostly waits for a server to close an idle connection (1-2 s): the runs against the
+# loopback servers happen at once, each as `gunicorn-alb-doctor probe` in a process of its own.
+PROBES: dict[str, tuple[str, ...]] = {
+    "gthread-2": ("gthread-2", "--idle-timeout", "60", "--json"),
+    "nginx-1 text": ("nginx-1", "--idle-timeout", "60", "--samples", "1"),
+    "gthread-65": ("gthread-65", "--idle-timeout", "1", "--max-wait", "2", "--json"),
+    "sync": ("sync", "--idle-timeout", "60", "--json"),
+    "asgi-1": ("asgi-1", "--idle-timeout", "60", "--json"),
+    "nginx-1": ("nginx-1", "--idle-timeout", "60", "--json"),
+    "asgi-1 measure": ("asgi-1", "--samples", "1", "--json"),
+}
+
+
+@pytest.fixture(scope="module")
+def probed(servers: dict[str, str]) -> dict[str, tuple[int, str, str]]:
+    """``{name: (exit code, stdout, stderr)}`` of every run in PROBES."""
+    code = "import sys; from gunicorn_alb.doctor import main; sys.exit(main(sys.argv[1:]))"
+
+    def run(name: str) -> tuple[int, str, str]:
+        server, *argv = PROBES[name]
+        result = subprocess.run(
+            [sys.executable, "-c", code, "probe", servers[server], *argv],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        return result.returncode, result.stdout, result.stderr
+
+    with ThreadPoolExecutor(len(PROBES)) as pool:
+        return dict(zip(PROBES, pool.map(run, PROBES), strict=True))
+
+
+def report_of(probed: dict[str, tuple[int, str, str]], name: str) -> tuple[int, dict[str, Any]]:
+    code, out, err = probed[name]
+    assert err == "", err
+    return code, json.loads(out)
+
+
+def test_the_default_keepalive_is_measured_and_found_exposed(probed) -> None:  # type: ignore[no-untyped-def]
+    code, report = report_of(probed, "gthread-2")
     assert code == 1
     assert report["idle_keepalive"]["median"] == pytest.approx(2.0, abs=0.2)
     assert report["server"] == "gunicorn"
@@ -135,9 +172,8 @@ def test_the_default_keepalive_is_measured_and_found_exposed(servers, capsys) ->
     assert len(report["samples"]) == 3
 
 
-def test_the_text_report_says_exposed_and_what_to_set(servers, capsys) -> None:  # type: ignore[no-untyped-def]
-    code = doctor.main(["probe", servers["nginx-1"], "--idle-timeout", "60", "--samples", "1"])
-    out = capsys.readouterr().out
+def test_the_text_report_says_exposed_and_what_to_set(probed) -> None:  # type: ignore[no-untyped-def]
+    code, out, _ = probed["nginx-1 text"]
     assert code == 1
     assert "EXPOSED" in out
     assert "keepalive_timeout 65s;" in out
@@ -145,9 +181,9 @@ def test_the_text_report_says_exposed_and_what_to_set(servers, capsys) -> None: 
     assert re.search(r"^Idle keep-alive: 1\.\d\d s median", out, re.MULTILINE)
 
 
-def test_a_keepalive_longer_than_the_idle_timeout_is_healthy(servers, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_a_keepalive_longer_than_the_idle_timeout_is_healthy(probed) -> None:  # type: ignore[no-untyped-def]
     # Keep-alive 65 s against an idle timeout of 1 s: the probe stops at its bound (2 s).
-    code, report = probe(capsys, servers["gthread-65"], "--idle-timeout", "1", "--max-wait", "2")
+    code, report = report_of(probed, "gthread-65")
     assert code == 0
     assert report["verdict"]["id"] == "healthy"
     assert report["outlasted_bound"] is True
@@ -155,31 +191,31 @@ def test_a_keepalive_longer_than_the_idle_timeout_is_healthy(servers, capsys) ->
     assert "longer than 2 s" in report["verdict"]["message"]
 
 
-def test_a_sync_worker_is_reported_as_not_keeping_connections_alive(servers, capsys) -> None:  # type: ignore[no-untyped-def]
-    code, report = probe(capsys, servers["sync"], "--idle-timeout", "60")
+def test_a_sync_worker_is_reported_as_not_keeping_connections_alive(probed) -> None:  # type: ignore[no-untyped-def]
+    code, report = report_of(probed, "sync")
     assert code == 0
     assert report["keeps_alive"] is False
     assert report["verdict"]["id"] == "no-keepalive"
     assert all(sample["connection"] == "close" for sample in report["samples"])
 
 
-def test_the_asgi_worker_keepalive_is_measured(servers, capsys) -> None:  # type: ignore[no-untyped-def]
-    code, report = probe(capsys, servers["asgi-1"], "--idle-timeout", "60")
+def test_the_asgi_worker_keepalive_is_measured(probed) -> None:  # type: ignore[no-untyped-def]
+    code, report = report_of(probed, "asgi-1")
     assert code == 1
     assert report["idle_keepalive"]["median"] == pytest.approx(1.0, abs=0.2)
     assert report["server"].startswith("gunicorn")
 
 
-def test_nginx_closes_at_its_keepalive_timeout(servers, capsys) -> None:  # type: ignore[no-untyped-def]
-    code, report = probe(capsys, servers["nginx-1"], "--idle-timeout", "60")
+def test_nginx_closes_at_its_keepalive_timeout(probed) -> None:  # type: ignore[no-untyped-def]
+    code, report = report_of(probed, "nginx-1")
     assert code == 1
     assert report["idle_keepalive"]["median"] == pytest.approx(1.0, abs=0.2)
     assert report["server"].startswith("nginx")
     assert report["verdict"]["advice"] == ["nginx: keepalive_timeout 65s;"]
 
 
-def test_without_an_idle_timeout_the_probe_only_measures(servers, capsys) -> None:  # type: ignore[no-untyped-def]
-    code, report = probe(capsys, servers["asgi-1"], "--samples", "1")
+def test_without_an_idle_timeout_the_probe_only_measures(probed) -> None:  # type: ignore[no-untyped-def]
+    code, report = report_of(probed, "asgi-1 measure")
     assert code == 0
     assert report["verdict"]["id"] == "measured"
     assert len(report["samples"]) == 1
