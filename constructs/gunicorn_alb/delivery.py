@@ -32,7 +32,6 @@ USER_DATA_SHEBANG = "#!/bin/bash"
 USER_DATA_LIMIT = 16 * 1024
 """EC2: "User data is limited to 16 KB, in raw form, before it is base64-encoded" (EC2 user
 guide, "Work with instance user data")."""
-USER_DATA_MAX_BYTES = USER_DATA_LIMIT
 
 USER_DATA_PATHS = (BOOT_ENV_PATH, APP_ENV_PATH, SECRETS_LIST_PATH, PRE_START_ENV_PATH)
 """The files the user data writes itself: the deploy-time values. Any other file holding a
@@ -216,10 +215,10 @@ def check_size(config: InstanceConfig, user_data: str) -> list[str]:
     """The problem when ``user_data`` (with tokens estimated) is over EC2's limit, naming what
     takes the room and the environment's budget; empty when it fits."""
     size = user_data_size_estimate(user_data)
-    if size <= USER_DATA_MAX_BYTES:
+    if size <= USER_DATA_LIMIT:
         return []
     return [
-        f"the user data would be about {size} bytes, over EC2's limit of {USER_DATA_MAX_BYTES}: "
+        f"the user data would be about {size} bytes, over EC2's limit of {USER_DATA_LIMIT}: "
         f"environment takes about {environment_size(config)} bytes of it (its budget is "
         f"{ENVIRONMENT_BUDGET} bytes, with every other feature), secrets "
         f"{len(config.secrets)} line(s), pre_start_command {len(config.pre_start_command)} "

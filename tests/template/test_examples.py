@@ -166,4 +166,4 @@ def test_a_securestring_with_its_key_grants_decrypt_on_that_key(templates) -> No
 
 def test_every_example_user_data_fits_ec2s_limit(templates) -> None:  # type: ignore[no-untyped-def]
     for template in templates.values():
-        assert len(user_data_text(template).encode()) < delivery.USER_DATA_MAX_BYTES
+        assert len(user_data_text(template).encode()) < delivery.USER_DATA_LIMIT

@@ -93,4 +93,4 @@ def test_user_data_stays_within_ec2s_16_kb_with_every_file() -> None:
         files
     )
     size = delivery.user_data_size_estimate(delivery.render_user_data(cfg))
-    assert size <= delivery.USER_DATA_MAX_BYTES - 1024, f"{size} bytes leave no room to grow"
+    assert size <= delivery.USER_DATA_LIMIT - 1024, f"{size} bytes leave no room to grow"

@@ -129,7 +129,7 @@ def test_user_data_with_the_agent_stays_within_ec2s_16_kb() -> None:
         CONFIG, log_group_name=token, app_asset_url=token, target_group_arn=token, cfn_stack=token
     )
     size = delivery.user_data_size_estimate(delivery.render_user_data(config))
-    assert size <= delivery.USER_DATA_MAX_BYTES - 1024, size
+    assert size <= delivery.USER_DATA_LIMIT - 1024, size
 
 
 def test_uvicorns_worker_gets_a_warning_that_its_access_log_has_no_trace_id() -> None:
