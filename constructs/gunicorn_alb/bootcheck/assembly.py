@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gunicorn_alb import rendering
+from gunicorn_alb import render_template
 from gunicorn_alb.bootcheck.stack import BootCheckError, Synth
 
 LAUNCH_TEMPLATE_CHILD = "/LaunchTemplate/Resource"
@@ -92,22 +92,13 @@ def _paths_by_logical_id(outdir: Path, artifact: dict[str, Any]) -> dict[str, st
     }
 
 
-def _is_service_launch_template(resource: dict[str, Any]) -> bool:
-    if resource.get("Type") != "AWS::EC2::LaunchTemplate":
-        return False
-    user_data = resource.get("Properties", {}).get("LaunchTemplateData", {}).get("UserData")
-    return rendering.BOOT_ENV_PATH in json.dumps(user_data)
-
-
 def services(outdir: Path) -> list[Service]:
     """Every service in the assembly at OUTDIR, in the manifest's order."""
     found = []
     for folder, artifact_id, artifact in stacks(outdir):
         template = _template(folder, artifact)
         paths: dict[str, str] | None = None
-        for logical_id, resource in template.get("Resources", {}).items():
-            if not _is_service_launch_template(resource):
-                continue
+        for logical_id, resource in render_template.launch_templates(template).items():
             path = resource.get("Metadata", {}).get("aws:cdk:path")
             if not isinstance(path, str):
                 paths = _paths_by_logical_id(folder, artifact) if paths is None else paths
